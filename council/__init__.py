@@ -1,0 +1,1 @@
+"""Council: the command line and the tooling around the PDP."""

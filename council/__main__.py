@@ -1,0 +1,3 @@
+from council.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,197 @@
+"""The ``council`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from council import opa_tool
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def _print_json(value: object) -> None:
+    json.dump(value, sys.stdout, indent=2, sort_keys=True, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+# --- opa ------------------------------------------------------------------------------
+
+
+def cmd_opa_install(args: argparse.Namespace) -> int:
+    path = opa_tool.install(force=args.force)
+    print(f"opa {opa_tool.OPA_VERSION} at {path}")
+    return EXIT_OK
+
+
+def cmd_opa_version(_args: argparse.Namespace) -> int:
+    print(opa_tool.OPA_VERSION)
+    return EXIT_OK
+
+
+# --- policy -----------------------------------------------------------------------------
+
+
+def cmd_policy_build(args: argparse.Namespace) -> int:
+    from council.policy_build import build_bundle
+
+    result = build_bundle(
+        Path(args.dir), Path(args.output), entrypoints=args.entrypoint, revision=args.revision
+    )
+    print(f"wrote {result.path} (entrypoints: {', '.join(result.entrypoints)})")
+    return EXIT_OK
+
+
+def cmd_policy_eval(args: argparse.Namespace) -> int:
+    import pdp
+
+    data = json.loads(Path(args.data).read_text()) if args.data else None
+    input_doc = None
+    if args.input == "-":
+        input_doc = json.load(sys.stdin)
+    elif args.input:
+        input_doc = json.loads(Path(args.input).read_text())
+    config = pdp.HostConfig(strict_builtin_errors=args.strict, pool_size=1)
+    with pdp.load(args.bundle, data, config=config) as policy:
+        try:
+            result = policy.evaluate(args.entrypoint, input_doc)
+        except pdp.PDPError as exc:
+            print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+            return EXIT_FAIL
+    _print_json(result)
+    return EXIT_OK
+
+
+def _passthrough(opa_args: list[str]) -> int:
+    res = opa_tool.run_opa(opa_args)
+    sys.stdout.write(res.stdout)
+    sys.stderr.write(res.stderr)
+    return res.returncode
+
+
+def cmd_policy_test(args: argparse.Namespace) -> int:
+    flags = ["test", "--explain", "fails", "--timeout", "60s"]
+    if args.verbose:
+        flags.append("-v")
+    return _passthrough([*flags, *args.dirs])
+
+
+def cmd_policy_check(args: argparse.Namespace) -> int:
+    return _passthrough(["check", "--strict", *args.dirs])
+
+
+def cmd_policy_conformance(args: argparse.Namespace) -> int:
+    from council.conformance import DEFAULT_CACHE, format_summary, run_conformance
+
+    root = Path(args.path)
+    if not root.is_dir():
+        print(f"conformance corpus not found at {root}", file=sys.stderr)
+        return EXIT_USAGE
+
+    def progress(result: object) -> None:
+        if args.verbose and not result.wasm_pass:  # type: ignore[attr-defined]
+            print(f"FAIL {result.case_id} [{result.note}]: {result.detail}")  # type: ignore[attr-defined]
+
+    report = run_conformance(
+        root,
+        folders=args.folder or (),
+        match=args.match or "",
+        cache_dir=Path(args.cache) if args.cache else DEFAULT_CACHE,
+        workers=args.workers,
+        progress=progress,
+    )
+    report_path = (
+        Path(args.report) if args.report else DEFAULT_CACHE.parent / "conformance-report.json"
+    )
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    report_path.write_text(json.dumps(report.to_json(), indent=1))
+    if args.verbose_ref:
+        for r in report.results:
+            if r.wasm_pass and not r.reference_pass:
+                print(f"REF-FAIL {r.case_id} [{r.note}]: {r.detail}")
+    lines = list(format_summary(report))
+    print("\n".join(lines[:-1]))
+    print(f"report: {report_path}")
+    print(lines[-1])
+    if args.floor is not None and report.wasm_passed < args.floor:
+        print(f"below the floor of {args.floor}", file=sys.stderr)
+        return EXIT_FAIL
+    return EXIT_OK
+
+
+# --- parser -------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="council", description="Council zero-trust gateway")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    opa = sub.add_parser("opa", help="the pinned OPA toolchain").add_subparsers(
+        dest="opa_cmd", required=True
+    )
+    p = opa.add_parser(
+        "install", help=f"build opa {opa_tool.OPA_VERSION} with go install if missing"
+    )
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_opa_install)
+    p = opa.add_parser("version", help="print the pinned OPA version")
+    p.set_defaults(func=cmd_opa_version)
+
+    pol = sub.add_parser("policy", help="build, evaluate and test Rego").add_subparsers(
+        dest="policy_cmd", required=True
+    )
+    p = pol.add_parser("build", help="compile a Rego directory to a Wasm bundle")
+    p.add_argument("dir")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("-e", "--entrypoint", action="append", help="entrypoint (pkg/rule); repeatable")
+    p.add_argument("--revision")
+    p.set_defaults(func=cmd_policy_build)
+
+    p = pol.add_parser("eval", help="evaluate an entrypoint in Council's Wasm host")
+    p.add_argument("bundle", help="bundle .tar.gz or bare .wasm")
+    p.add_argument("entrypoint")
+    p.add_argument("--input", help="JSON file, or - for stdin")
+    p.add_argument("--data", help="JSON data document (overrides the bundle's)")
+    p.add_argument("--strict", action="store_true", help="strict builtin errors")
+    p.set_defaults(func=cmd_policy_eval)
+
+    p = pol.add_parser("test", help="run Rego unit tests (opa test)")
+    p.add_argument("dirs", nargs="+")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=cmd_policy_test)
+
+    p = pol.add_parser("check", help="type-check Rego strictly (opa check --strict)")
+    p.add_argument("dirs", nargs="+")
+    p.set_defaults(func=cmd_policy_check)
+
+    p = pol.add_parser("conformance", help="run OPA's conformance cases in Council's host")
+    p.add_argument("path", help="folder of <category>/*.yaml case files")
+    p.add_argument("--folder", action="append", help="only this category; repeatable")
+    p.add_argument("--match", help="only cases whose note or id contains this text")
+    p.add_argument("--report", help="where to write the JSON report")
+    p.add_argument("--cache", help="build cache folder")
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--floor", type=int, help="fail if fewer cases pass (Wasm-harness rules)")
+    p.add_argument("-v", "--verbose", action="store_true", help="print each failing case")
+    p.add_argument("--verbose-ref", action="store_true", help="print reference-only failures")
+    p.set_defaults(func=cmd_policy_conformance)
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``council`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except opa_tool.OpaToolError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,363 @@
+"""Rego values in Python, and their text form on the OPA Wasm heap.
+
+Mapping: ``null`` → ``None``, booleans → ``bool``, numbers → ``int`` (exact, any size) or
+``float``, strings → ``str``, arrays → ``list``, objects → ``dict``, sets → :class:`RegoSet`.
+Object keys that are arrays become tuples (the one place a tuple stands for an array), so
+they can be dict keys.
+
+The host exchanges values with the module as text: ``opa_value_dump`` writes JSON extended
+with Rego sets (``{1, 2}``, ``set()``) and non-string object keys, and ``opa_value_parse``
+reads the same. :func:`decode` and :func:`encode` speak that format; plain JSON takes the C
+fast path of :mod:`json`.
+
+Everything here is pure and thread-safe.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import re
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+__all__ = [
+    "RegoSet",
+    "ValueDecodeError",
+    "compare",
+    "decode",
+    "encode",
+    "freeze",
+    "rego_equal",
+    "sort_key",
+    "sorted_values",
+    "to_json_compatible",
+    "type_name",
+]
+
+
+class ValueDecodeError(ValueError):
+    """Raised when text is not a Rego value in OPA's value-dump format."""
+
+
+def freeze(value: Any) -> Any:
+    """Return a hashable key for ``value`` such that equal Rego values give equal keys.
+
+    Booleans are tagged because Python treats ``True == 1``; integral floats become ints
+    because Rego treats ``1 == 1.0``.
+    """
+    t = type(value)
+    if t is str or value is None:
+        return value
+    if t is bool:
+        return ("b", value)
+    if t is int:
+        return value
+    if t is float:
+        return int(value) if value.is_integer() else value
+    if t is list or t is tuple:
+        return ("a", tuple(freeze(v) for v in value))
+    if t is dict:
+        return ("o", frozenset((freeze(k), freeze(v)) for k, v in value.items()))
+    if t is RegoSet:
+        return ("s", frozenset(value._items))
+    raise TypeError(f"not a Rego value: {t.__name__}")
+
+
+class RegoSet:
+    """An immutable Rego set. Iterates in Rego's standard order, as OPA's sets do."""
+
+    __slots__ = ("_items", "_sorted")
+
+    def __init__(self, values: Iterable[Any] = ()) -> None:
+        items: dict[Any, Any] = {}
+        for v in values:
+            items.setdefault(freeze(v), v)
+        self._items = items
+        self._sorted: list[Any] | None = None
+
+    def __iter__(self) -> Iterator[Any]:
+        if self._sorted is None:
+            self._sorted = sorted(self._items.values(), key=sort_key)
+        return iter(self._sorted)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, value: Any) -> bool:
+        try:
+            return freeze(value) in self._items
+        except TypeError:
+            return False
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RegoSet) and self._items.keys() == other._items.keys()
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._items))
+
+    def __repr__(self) -> str:
+        return "RegoSet(" + repr(list(self)) + ")"
+
+    def union(self, other: Iterable[Any]) -> RegoSet:
+        """Return the union of this set and ``other``."""
+        return RegoSet([*self._items.values(), *other])
+
+    def intersection(self, other: RegoSet) -> RegoSet:
+        """Return the elements present in both sets."""
+        return RegoSet(v for k, v in self._items.items() if k in other._items)
+
+    def difference(self, other: RegoSet) -> RegoSet:
+        """Return the elements of this set absent from ``other``."""
+        return RegoSet(v for k, v in self._items.items() if k not in other._items)
+
+
+_TYPE_ORDER = {
+    type(None): 0,
+    bool: 1,
+    int: 2,
+    float: 2,
+    str: 3,
+    list: 4,
+    tuple: 4,
+    dict: 5,
+    RegoSet: 6,
+}
+_TYPE_NAMES = ("null", "boolean", "number", "string", "array", "object", "set")
+
+
+def type_name(value: Any) -> str:
+    """Rego's name for the type of ``value`` (``type_name`` builtin, error messages)."""
+    try:
+        return _TYPE_NAMES[_TYPE_ORDER[type(value)]]
+    except KeyError:
+        raise TypeError(f"not a Rego value: {type(value).__name__}") from None
+
+
+def _cmp(a: Any, b: Any) -> int:
+    return (a > b) - (a < b)
+
+
+def compare(a: Any, b: Any) -> int:
+    """Compare two values in Rego's standard order; negative, zero or positive.
+
+    null < booleans < numbers < strings < arrays < objects < sets; arrays element-wise then
+    by length; objects key, value, key, value… over sorted keys, then by size; sets like
+    arrays of their sorted elements. Strings compare by code point, which is UTF-8 byte
+    order, as in Go.
+    """
+    ta, tb = _TYPE_ORDER[type(a)], _TYPE_ORDER[type(b)]
+    if ta != tb:
+        return ta - tb
+    if ta <= 3:
+        return _cmp(a, b)
+    if ta == 4:
+        return _compare_sequences(a, b)
+    if ta == 5:
+        ak = sorted(a, key=sort_key)
+        bk = sorted(b, key=sort_key)
+        for ka, kb in zip(ak, bk, strict=False):
+            c = compare(ka, kb) or compare(a[ka], b[kb])
+            if c:
+                return c
+        return len(ak) - len(bk)
+    return _compare_sequences(list(a), list(b))
+
+
+def _compare_sequences(a: Any, b: Any) -> int:
+    for x, y in zip(a, b, strict=False):
+        c = compare(x, y)
+        if c:
+            return c
+    return len(a) - len(b)
+
+
+sort_key = functools.cmp_to_key(compare)
+
+
+def sorted_values(values: Iterable[Any]) -> list[Any]:
+    """Return ``values`` sorted in Rego's standard order."""
+    return sorted(values, key=sort_key)
+
+
+def rego_equal(a: Any, b: Any) -> bool:
+    """Rego equality: numbers by value, sets without order, booleans distinct from numbers."""
+    return freeze(a) == freeze(b)
+
+
+# --- text form ------------------------------------------------------------------------
+
+_WS = re.compile(r"[ \t\n\r]*")
+_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?")
+_scanstring = json.decoder.scanstring  # type: ignore[attr-defined]
+
+
+def decode(text: str | bytes, *, lenient: bool = False) -> Any:
+    """Parse OPA's value-dump text (JSON plus Rego sets and non-string keys).
+
+    ``lenient`` also accepts trailing commas, as Rego's own literal syntax does.
+    """
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    parser = _Parser(text, lenient)
+    value = parser.value()
+    parser.skip_ws()
+    if parser.pos != len(text):
+        raise ValueDecodeError(f"trailing characters at offset {parser.pos}")
+    return value
+
+
+class _Parser:
+    __slots__ = ("lenient", "pos", "text")
+
+    def __init__(self, text: str, lenient: bool = False) -> None:
+        self.text = text
+        self.pos = 0
+        self.lenient = lenient
+
+    def skip_ws(self) -> None:
+        self.pos = _WS.match(self.text, self.pos).end()  # type: ignore[union-attr]
+
+    def expect(self, ch: str) -> None:
+        self.skip_ws()
+        if not self.text.startswith(ch, self.pos):
+            raise ValueDecodeError(f"expected {ch!r} at offset {self.pos}")
+        self.pos += len(ch)
+
+    def peek(self) -> str:
+        self.skip_ws()
+        return self.text[self.pos : self.pos + 1]
+
+    def value(self) -> Any:
+        ch = self.peek()
+        text = self.text
+        if ch == '"':
+            s, self.pos = _scanstring(text, self.pos + 1)
+            return s
+        if ch == "[":
+            self.pos += 1
+            return self._sequence("]")
+        if ch == "{":
+            self.pos += 1
+            return self._brace()
+        if text.startswith("set()", self.pos):
+            self.pos += 5
+            return RegoSet()
+        for word, val in (("true", True), ("false", False), ("null", None)):
+            if text.startswith(word, self.pos):
+                self.pos += len(word)
+                return val
+        m = _NUMBER.match(text, self.pos)
+        if m is None:
+            raise ValueDecodeError(f"unexpected character at offset {self.pos}")
+        self.pos = m.end()
+        if m.group(1) or m.group(2):
+            return float(m.group(0))
+        return int(m.group(0))
+
+    def _sequence(self, close: str) -> list[Any]:
+        items: list[Any] = []
+        if self.peek() == close:
+            self.pos += 1
+            return items
+        while True:
+            if self.lenient and self.peek() == close:
+                self.pos += 1
+                return items
+            items.append(self.value())
+            ch = self.peek()
+            self.pos += 1
+            if ch == close:
+                return items
+            if ch != ",":
+                raise ValueDecodeError(f"expected ',' or {close!r} at offset {self.pos - 1}")
+
+    def _brace(self) -> Any:
+        if self.peek() == "}":
+            self.pos += 1
+            return {}
+        first = self.value()
+        if self.peek() != ":":
+            rest = [first]
+            ch = self.peek()
+            self.pos += 1
+            if ch == ",":
+                rest.extend(self._sequence("}"))
+            elif ch != "}":
+                raise ValueDecodeError(f"expected ',' or '}}' at offset {self.pos - 1}")
+            return RegoSet(rest)
+        obj: dict[Any, Any] = {}
+        key = first
+        while True:
+            self.expect(":")
+            obj[_hashable_key(key)] = self.value()
+            ch = self.peek()
+            self.pos += 1
+            if ch == "}":
+                return obj
+            if ch != ",":
+                raise ValueDecodeError(f"expected ',' or '}}' at offset {self.pos - 1}")
+            if self.lenient and self.peek() == "}":
+                self.pos += 1
+                return obj
+            key = self.value()
+
+
+def _hashable_key(key: Any) -> Any:
+    if isinstance(key, list):
+        return tuple(_hashable_key(k) for k in key)
+    if isinstance(key, dict):
+        raise ValueDecodeError("objects as object keys are not supported by this host")
+    return key
+
+
+def _number_text(value: int | float) -> str:
+    if type(value) is int:
+        return str(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{value} is not a Rego number")
+    if value.is_integer() and abs(value) < 1e21:
+        return str(int(value))
+    return repr(value)
+
+
+def encode(value: Any) -> str:
+    """Render ``value`` in the text form ``opa_value_parse`` reads."""
+    t = type(value)
+    if t is str:
+        return json.dumps(value, ensure_ascii=False)
+    if t is bool:
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if t is int or t is float:
+        return _number_text(value)
+    if t is list or t is tuple:
+        return "[" + ",".join(encode(v) for v in value) + "]"
+    if t is dict:
+        return "{" + ",".join(encode(k) + ":" + encode(v) for k, v in value.items()) + "}"
+    if t is RegoSet:
+        if not value:
+            return "set()"
+        return "{" + ",".join(encode(v) for v in value) + "}"
+    raise TypeError(f"not a Rego value: {t.__name__}")
+
+
+def to_json_compatible(value: Any) -> Any:
+    """Turn a Rego value into plain JSON data: sets become sorted arrays and non-string
+    object keys their JSON text, as OPA does when it serialises a result."""
+    t = type(value)
+    if t is list or t is tuple:
+        return [to_json_compatible(v) for v in value]
+    if t is dict:
+        return {
+            (k if type(k) is str else encode(k)): to_json_compatible(v) for k, v in value.items()
+        }
+    if t is RegoSet:
+        return [to_json_compatible(v) for v in value]
+    return value

@@ -1,0 +1,1 @@
+"""pep_sidecars: see DESIGN.md."""

@@ -39,7 +39,11 @@ def cmd_policy_build(args: argparse.Namespace) -> int:
     from council.policy_build import build_bundle
 
     result = build_bundle(
-        Path(args.dir), Path(args.output), entrypoints=args.entrypoint, revision=args.revision
+        Path(args.dir),
+        Path(args.output),
+        entrypoints=args.entrypoint,
+        revision=args.revision,
+        include_print=args.include_print,
     )
     print(f"wrote {result.path} (entrypoints: {', '.join(result.entrypoints)})")
     return EXIT_OK
@@ -148,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True)
     p.add_argument("-e", "--entrypoint", action="append", help="entrypoint (pkg/rule); repeatable")
     p.add_argument("--revision")
+    p.add_argument("--include-print", action="store_true", help="keep print() calls")
     p.set_defaults(func=cmd_policy_build)
 
     p = pol.add_parser("eval", help="evaluate an entrypoint in Council's Wasm host")

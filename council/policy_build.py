@@ -47,11 +47,13 @@ def build_bundle(
     entrypoints: list[str] | None = None,
     revision: str | None = None,
     optimize: int = 0,
+    include_print: bool = False,
 ) -> BuildResult:
     """Compile ``source_dir`` to ``output`` (a ``.tar.gz`` bundle with ``policy.wasm``).
 
     Entrypoints come from ``entrypoints`` or, when none are given, from the entrypoint
     annotations in the sources. Test files (``*_test.rego``) stay out of the bundle.
+    ``include_print`` keeps ``print()`` calls (OPA drops them from Wasm by default).
     """
     eps = [e.replace(".", "/") if "/" not in e else e for e in (entrypoints or [])]
     eps = [e[5:] if e.startswith("data/") else e for e in eps]
@@ -66,6 +68,8 @@ def build_bundle(
     args = ["build", "-t", "wasm", "--ignore", TEST_FILE_GLOB, "-o", str(output)]
     if optimize:
         args.append(f"-O={optimize}")
+    if include_print:
+        args.append("--wasm-include-print")
     if revision is not None:
         args += ["--revision", revision]
     for ep in eps:

@@ -42,6 +42,8 @@ class HostConfig:
         pool_size: most instances a pool keeps (and most evaluations run at once).
         optimize: compile with Cranelift's speed optimisations (off trades speed for
             faster compilation, e.g. when compiling thousands of one-shot modules).
+        use_opa_eval: use the one-call ``opa_eval`` export when the module has it (ABI
+            1.2+); off forces the older ``eval`` context path.
     """
 
     max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES
@@ -52,6 +54,7 @@ class HostConfig:
     strict_builtin_errors: bool = False
     pool_size: int = 0
     optimize: bool = True
+    use_opa_eval: bool = True
 
     def __post_init__(self) -> None:
         if self.max_memory_bytes < 2 * WASM_PAGE:

@@ -28,7 +28,11 @@ class PolicyEngine:
         wcfg.epoch_interruption = True
         wcfg.max_wasm_stack = self.config.max_wasm_stack
         wcfg.cranelift_opt_level = "speed" if self.config.optimize else "none"
+        # Linear memory is reserved up front and never relocated, so an instance can keep
+        # its memory's base address instead of asking wasmtime for it on every access.
+        wcfg.memory_may_move = False
         self.wasm_engine = wasmtime.Engine(wcfg)
+        self.epoch = 0
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="council-epoch", daemon=True)
         self._ticker.start()
@@ -37,6 +41,9 @@ class PolicyEngine:
         engine, period = self.wasm_engine, self.config.epoch_tick
         while not self._stop.wait(period):
             engine.increment_epoch()
+            # A Python-side mirror of the epoch (possibly a tick behind), so instances can
+            # tell when their deadline needs refreshing without a call into wasmtime.
+            self.epoch += 1
 
     def close(self) -> None:
         """Stop the epoch ticker. Idempotent; evaluations still running can no longer time out."""

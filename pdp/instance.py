@@ -71,7 +71,7 @@ _EXPORTS = (
     ("builtins", 0, 1),
     ("entrypoints", 0, 1),
 )
-_OPTIONAL_EXPORTS = frozenset({"opa_eval"})
+SUPPORTED_ABI_MAJOR = 1
 
 PrintHook = Callable[[str], None]
 
@@ -82,7 +82,9 @@ class PolicyInstance:
     def __init__(self, module: PolicyModule, print_hook: PrintHook | None = None) -> None:
         self.module = module
         config = module.engine.config
+        self._engine = module.engine
         self._deadline_ticks = config.deadline_ticks
+        self._deadline_set_at = -(10**9)
         self._strict = config.strict_builtin_errors
         self._print_hook = print_hook
         self.broken = False
@@ -96,13 +98,18 @@ class PolicyInstance:
         self._ctx = raw.context_address(store)
         self._callbacks: list[Any] = []
         imports = self._imports(module.wasm_module, config.max_memory_pages)
-        _set_deadline(self._ctx, self._deadline_ticks)
+        self._refresh_deadline(force=True)
         try:
             self._wasm_instance = wasmtime.Instance(store, module.wasm_module, imports)
         except wasmtime.WasmtimeError as exc:
             raise PolicyLoadError(f"cannot instantiate policy module: {exc}") from exc
         self._bind_exports()
         self._mem_addr = ctypes.addressof(self._memory._memory)
+        # Fixed for the memory's lifetime: the engine forbids relocating linear memory.
+        self._mem_base = _mem_data(self._ctx, self._mem_addr)
+        self._known_size = _mem_size(self._ctx, self._mem_addr)
+        self._trap = ctypes.c_void_p()
+        self._trap_addr = ctypes.addressof(self._trap)
         self._initial_heap = self._call0("opa_heap_ptr_get")
         self._data_addr = 0
         self._heap_base = self._initial_heap
@@ -145,6 +152,12 @@ class PolicyInstance:
         return raw.new_host_func(self._store, ty, callback)
 
     def _bind_exports(self) -> None:
+        major, minor = self.abi_version()
+        if major != SUPPORTED_ABI_MAJOR:
+            raise PolicyLoadError(
+                f"module speaks OPA Wasm ABI {major}.{minor}; "
+                f"this host supports {SUPPORTED_ABI_MAJOR}.x"
+            )
         exports = self._wasm_instance.exports(self._store)
         self._f: dict[str, raw.RawFunc] = {}
         for name, nparams, nresults in _EXPORTS:
@@ -153,7 +166,8 @@ class PolicyInstance:
                 raise PolicyLoadError(f"module does not export function {name}")
             self._f[name] = raw.RawFunc(func, nparams, nresults)
         fast = exports.get("opa_eval")
-        self._f_eval = raw.RawFunc(fast, 7, 1) if isinstance(fast, wasmtime.Func) else None
+        use_fast = isinstance(fast, wasmtime.Func) and self.module.engine.config.use_opa_eval
+        self._f_eval = raw.RawFunc(fast, 7, 1) if use_fast else None
         if not hasattr(self, "_memory"):
             raise PolicyLoadError("module does not import env.memory")
 
@@ -170,7 +184,7 @@ class PolicyInstance:
 
     def read_json_export(self, name: str) -> Any:
         """Call a no-argument export returning a value address and decode it as JSON."""
-        _set_deadline(self._ctx, self._deadline_ticks)
+        self._refresh_deadline(force=True)
         addr = self._call0(name)
         return json.loads(self._read_cstring(self._call1("opa_json_dump", addr)))
 
@@ -180,11 +194,22 @@ class PolicyInstance:
 
     # --- raw calls --------------------------------------------------------------------
 
+    def _refresh_deadline(self, force: bool = False) -> None:
+        """Keep the epoch deadline between one and two timeouts away.
+
+        Setting the deadline is a call into wasmtime; doing it only when half the budget
+        is spent takes it off the per-evaluation path. An evaluation therefore runs for at
+        least ``eval_timeout`` and at most twice that before it is interrupted.
+        """
+        epoch = self._engine.epoch
+        if force or epoch - self._deadline_set_at >= self._deadline_ticks:
+            _set_deadline(self._ctx, 2 * self._deadline_ticks)
+            self._deadline_set_at = epoch
+
     def _invoke(self, f: raw.RawFunc, ctx: int) -> None:
-        trap = ctypes.c_void_p()
-        err = _call(ctx, f.func_addr, f.buf_addr, f.length, ctypes.addressof(trap))
-        if err or trap.value:
-            self._raise_trap(err, trap.value)
+        err = _call(ctx, f.func_addr, f.buf_addr, f.length, self._trap_addr)
+        if err or self._trap.value:
+            self._raise_trap(err)
 
     def _call0(self, name: str, ctx: int | None = None) -> int:
         f = self._f[name]
@@ -205,7 +230,8 @@ class PolicyInstance:
         self._invoke(f, self._ctx if ctx is None else ctx)
         return args[0] & 0xFFFFFFFF
 
-    def _raise_trap(self, err: int | None, trap_addr: int | None) -> None:
+    def _raise_trap(self, err: int | None) -> None:
+        trap_addr, self._trap.value = self._trap.value, None
         pending, self._pending = self._pending, None
         if isinstance(pending, (PolicyAbortError, BuiltinEvalError)):
             # A deliberate abort: the next evaluation resets the heap, so the instance
@@ -234,15 +260,13 @@ class PolicyInstance:
 
     # --- memory -----------------------------------------------------------------------
 
-    def _base(self) -> int:
-        return _mem_data(self._ctx, self._mem_addr)
-
-    def _read_cstring(self, addr: int, ctx: int | None = None) -> bytes:
-        base = _mem_data(self._ctx if ctx is None else ctx, self._mem_addr)
-        return _string_at(base + addr)
+    def _read_cstring(self, addr: int) -> bytes:
+        return _string_at(self._mem_base + addr)
 
     def _ensure_memory(self, end: int) -> None:
-        size = _mem_size(self._ctx, self._mem_addr)
+        if end <= self._known_size:
+            return
+        size = self._known_size = _mem_size(self._ctx, self._mem_addr)
         if end <= size:
             return
         pages = -(-(end - size) // WASM_PAGE)
@@ -255,13 +279,14 @@ class PolicyInstance:
             raise ResourceExhaustedError(f"input of {end} bytes does not fit under the memory cap")
 
     def _write(self, addr: int, data: bytes) -> None:
-        _memmove(_mem_data(self._ctx, self._mem_addr) + addr, data, len(data))
+        # Only ever called on a block opa_malloc just returned, so it is in bounds.
+        _memmove(self._mem_base + addr, data, len(data))
 
     # --- data ---------------------------------------------------------------------------
 
     def load_data(self, data_json: bytes, generation: int) -> None:
         """Parse ``data_json`` into the heap, replacing any previous data document."""
-        _set_deadline(self._ctx, self._deadline_ticks)
+        self._refresh_deadline(force=True)
         self._call1("opa_heap_ptr_set", self._initial_heap)
         addr = self._call1("opa_malloc", len(data_json))
         self._write(addr, data_json)
@@ -301,17 +326,16 @@ class PolicyInstance:
             raise EvaluationError(f"evaluation failed: {exc}") from exc
 
     def _eval_fast(self, entrypoint_id: int, input_json: bytes | None) -> bytes:
-        ctx = self._ctx
-        heap = self._heap_base
         f = self._f_eval
         assert f is not None
+        heap = self._heap_base
         args = f.args
         if input_json is None:
             input_addr = input_len = 0
         else:
             input_len = len(input_json)
             self._ensure_memory(heap + input_len + WASM_PAGE)
-            _memmove(_mem_data(ctx, self._mem_addr) + heap, input_json, input_len)
+            _memmove(self._mem_base + heap, input_json, input_len)
             input_addr = heap
         args[0] = 0
         args[_S] = entrypoint_id
@@ -320,19 +344,17 @@ class PolicyInstance:
         args[4 * _S] = input_len
         args[5 * _S] = heap + input_len
         args[6 * _S] = 1  # result format: Rego value text, so sets keep their identity
-        _set_deadline(ctx, self._deadline_ticks)
-        trap = ctypes.c_void_p()
-        err = _call(ctx, f.func_addr, f.buf_addr, f.length, ctypes.addressof(trap))
-        if err or trap.value:
-            self._raise_trap(err, trap.value)
+        if self._engine.epoch - self._deadline_set_at >= self._deadline_ticks:
+            self._refresh_deadline(force=True)
+        err = _call(self._ctx, f.func_addr, f.buf_addr, f.length, self._trap_addr)
+        if err or self._trap.value:
+            self._raise_trap(err)
         if self._pending is not None:
             pending, self._pending = self._pending, None
             raise pending
-        result = args[0] & 0xFFFFFFFF
-        return _string_at(_mem_data(ctx, self._mem_addr) + result)
+        return _string_at(self._mem_base + (args[0] & 0xFFFFFFFF))
 
     def _eval_ctx(self, entrypoint_id: int, input_json: bytes | None) -> bytes:
-        _set_deadline(self._ctx, self._deadline_ticks)
         self._call1("opa_heap_ptr_set", self._heap_base)
         ectx_addr = self._call0("opa_eval_ctx_new")
         if input_json is not None:
@@ -353,11 +375,10 @@ class PolicyInstance:
 
     # --- imports ------------------------------------------------------------------------
 
-    def _abort_callback(self, _env: int, caller: int, args_ptr: int, _n: int) -> int:
-        ctx = raw.caller_context(caller)
+    def _abort_callback(self, _env: int, _caller: int, args_ptr: int, _n: int) -> int:
         addr = ctypes.c_int32.from_address(args_ptr).value & 0xFFFFFFFF
         try:
-            message = self._read_cstring(addr, ctx).decode("utf-8", "replace")
+            message = self._read_cstring(addr).decode("utf-8", "replace")
         except Exception:
             message = "(unreadable abort message)"
         if "malloc" in message or "out of memory" in message:
@@ -366,10 +387,9 @@ class PolicyInstance:
             self._pending = PolicyAbortError(message)
         return raw.new_trap(message)
 
-    def _println_callback(self, _env: int, caller: int, args_ptr: int, _n: int) -> int:
-        ctx = raw.caller_context(caller)
+    def _println_callback(self, _env: int, _caller: int, args_ptr: int, _n: int) -> int:
         addr = ctypes.c_int32.from_address(args_ptr).value & 0xFFFFFFFF
-        line = self._read_cstring(addr, ctx).decode("utf-8", "replace")
+        line = self._read_cstring(addr).decode("utf-8", "replace")
         if self._print_hook is not None:
             self._print_hook(line)
         else:
@@ -409,12 +429,12 @@ class PolicyInstance:
 
     def _dump_value(self, addr: int, ctx: int) -> Any:
         text_addr = self._call1("opa_value_dump", addr, ctx)
-        return decode(_string_at(_mem_data(ctx, self._mem_addr) + text_addr))
+        return decode(_string_at(self._mem_base + text_addr))
 
     def _parse_value(self, text: str, ctx: int) -> int:
         data = text.encode("utf-8")
         addr = self._call1("opa_malloc", len(data), ctx)
-        _memmove(_mem_data(ctx, self._mem_addr) + addr, data, len(data))
+        _memmove(self._mem_base + addr, data, len(data))
         value = self._call2("opa_value_parse", addr, len(data), ctx)
         if value == 0:
             raise BuiltinError(f"host produced a value the module cannot parse: {text[:80]}")

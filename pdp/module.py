@@ -18,11 +18,10 @@ import wasmtime
 from pdp.builtins import BuiltinRegistry, default_registry
 from pdp.engine import PolicyEngine
 from pdp.errors import PolicyLoadError, UnsupportedBuiltinError
-from pdp.instance import PolicyInstance, PrintHook
+from pdp.instance import SUPPORTED_ABI_MAJOR, PolicyInstance, PrintHook
 
 __all__ = ["SUPPORTED_ABI_MAJOR", "PolicyModule"]
 
-SUPPORTED_ABI_MAJOR = 1
 FAST_PATH_MIN_MINOR = 2
 """``opa_eval`` (one call per evaluation) exists from ABI 1.2 on."""
 
@@ -64,13 +63,7 @@ class PolicyModule:
             raise PolicyLoadError(f"not a loadable Wasm module: {exc}") from exc
         self._spare_lock = threading.Lock()
         probe = PolicyInstance(self, print_hook)
-        major, minor = probe.abi_version()
-        if major != SUPPORTED_ABI_MAJOR:
-            raise PolicyLoadError(
-                f"module speaks OPA Wasm ABI {major}.{minor}; "
-                f"this host supports {SUPPORTED_ABI_MAJOR}.x"
-            )
-        self.abi_version = (major, minor)
+        self.abi_version = probe.abi_version()
         entrypoints = probe.read_json_export("entrypoints")
         builtins = probe.read_json_export("builtins")
         if not isinstance(entrypoints, dict) or not isinstance(builtins, dict):

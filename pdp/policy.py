@@ -104,6 +104,8 @@ class Policy:
                 json.loads(input_json)
             except ValueError as exc:
                 raise InvalidInputError(f"input is not valid JSON: {exc}") from exc
+            except RecursionError:
+                raise InvalidInputError("input nests too deeply") from None
         with self.pool.instance(timeout) as inst:
             result = inst.evaluate(eid, input_json, strict)
         return json.dumps(result, separators=(",", ":"), ensure_ascii=False).encode()
@@ -146,12 +148,15 @@ class Policy:
         self.close()
 
 
-def load(source: bytes | str | Path, data: Any = None, **kwargs: Any) -> Policy:
+def load(source: bytes | bytearray | str | Path, data: Any = None, **kwargs: Any) -> Policy:
     """Load a policy from a bundle (``.tar.gz`` path or bytes) or a bare ``.wasm`` module.
 
     ``data`` overrides the bundle's data document when given.
     """
-    blob = source if isinstance(source, bytes) else Path(source).read_bytes()
+    if isinstance(source, (bytes, bytearray)):
+        blob = bytes(source)
+    else:
+        blob = Path(source).read_bytes()
     if blob[:4] == b"\0asm":
         return Policy(blob, data, **kwargs)
     bundle = read_bundle(blob)

@@ -30,6 +30,8 @@ def encode_document(document: Any) -> bytes:
         ).encode()
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"document is not JSON-serialisable: {exc}") from exc
+    except RecursionError:
+        raise InvalidInputError("document nests too deeply") from None
 
 
 class InstancePool:

@@ -188,15 +188,22 @@ def rego_equal(a: Any, b: Any) -> bool:
 
 # --- text form ------------------------------------------------------------------------
 
-_WS = re.compile(r"[ \t\n\r]*")
-_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?")
-_scanstring = json.decoder.scanstring  # type: ignore[attr-defined]
+_TOKENS = re.compile(
+    r'[ \t\n\r]*(?:"((?:[^"\\]|\\.)*)"'
+    r"|(-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)"
+    r"|(set\(\)|true|false|null|[\[\]{}:,])"
+    r"|(\S))"
+)
+_LITERALS: dict[str, Any] = {"true": True, "false": False, "null": None}
+_json_string = json.decoder.scanstring  # type: ignore[attr-defined]
 
 
 def decode(text: str | bytes, *, lenient: bool = False) -> Any:
     """Parse OPA's value-dump text (JSON plus Rego sets and non-string keys).
 
-    ``lenient`` also accepts trailing commas, as Rego's own literal syntax does.
+    Plain JSON takes :mod:`json`'s C path; anything else is tokenised with one regular
+    expression pass and assembled from the token list. ``lenient`` also accepts trailing
+    commas, as Rego's own literal syntax does.
     """
     if isinstance(text, bytes):
         text = text.decode("utf-8")
@@ -204,105 +211,104 @@ def decode(text: str | bytes, *, lenient: bool = False) -> Any:
         return json.loads(text)
     except ValueError:
         pass
-    parser = _Parser(text, lenient)
+    tokens = _TOKENS.findall(text)
+    if not tokens:
+        raise ValueDecodeError("empty value")
+    parser = _TokenParser(tokens, lenient)
     value = parser.value()
-    parser.skip_ws()
-    if parser.pos != len(text):
-        raise ValueDecodeError(f"trailing characters at offset {parser.pos}")
+    if parser.pos != len(tokens):
+        raise ValueDecodeError(f"trailing tokens after value (token {parser.pos})")
     return value
 
 
-class _Parser:
-    __slots__ = ("lenient", "pos", "text")
+class _TokenParser:
+    __slots__ = ("lenient", "pos", "tokens")
 
-    def __init__(self, text: str, lenient: bool = False) -> None:
-        self.text = text
+    def __init__(self, tokens: list[tuple[str, str, str, str]], lenient: bool) -> None:
+        self.tokens = tokens
         self.pos = 0
         self.lenient = lenient
 
-    def skip_ws(self) -> None:
-        self.pos = _WS.match(self.text, self.pos).end()  # type: ignore[union-attr]
+    def _next(self) -> tuple[str, str, str, str]:
+        try:
+            tok = self.tokens[self.pos]
+        except IndexError:
+            raise ValueDecodeError("unexpected end of value") from None
+        self.pos += 1
+        if tok[3]:
+            raise ValueDecodeError(f"unexpected character {tok[3]!r}")
+        return tok
 
-    def expect(self, ch: str) -> None:
-        self.skip_ws()
-        if not self.text.startswith(ch, self.pos):
-            raise ValueDecodeError(f"expected {ch!r} at offset {self.pos}")
-        self.pos += len(ch)
-
-    def peek(self) -> str:
-        self.skip_ws()
-        return self.text[self.pos : self.pos + 1]
+    def _peek_punct(self) -> str:
+        if self.pos < len(self.tokens):
+            return self.tokens[self.pos][2]
+        return ""
 
     def value(self) -> Any:
-        ch = self.peek()
-        text = self.text
-        if ch == '"':
-            s, self.pos = _scanstring(text, self.pos + 1)
-            return s
-        if ch == "[":
-            self.pos += 1
-            return self._sequence("]")
-        if ch == "{":
-            self.pos += 1
+        string, number, punct, _ = self._next()
+        if punct == "":
+            if number:
+                if "." in number or "e" in number or "E" in number:
+                    return float(number)
+                return int(number)
+            if "\\" in string:
+                return _json_string('"' + string + '"', 1)[0]
+            return string
+        if punct == "[":
+            return self._items("]")
+        if punct == "{":
             return self._brace()
-        if text.startswith("set()", self.pos):
-            self.pos += 5
+        if punct == "set()":
             return RegoSet()
-        for word, val in (("true", True), ("false", False), ("null", None)):
-            if text.startswith(word, self.pos):
-                self.pos += len(word)
-                return val
-        m = _NUMBER.match(text, self.pos)
-        if m is None:
-            raise ValueDecodeError(f"unexpected character at offset {self.pos}")
-        self.pos = m.end()
-        if m.group(1) or m.group(2):
-            return float(m.group(0))
-        return int(m.group(0))
+        if punct in _LITERALS:
+            return _LITERALS[punct]
+        raise ValueDecodeError(f"unexpected {punct!r}")
 
-    def _sequence(self, close: str) -> list[Any]:
+    def _items(self, close: str) -> list[Any]:
         items: list[Any] = []
-        if self.peek() == close:
+        if self._peek_punct() == close:
             self.pos += 1
             return items
         while True:
-            if self.lenient and self.peek() == close:
+            items.append(self.value())
+            punct = self._next()[2]
+            if punct == close:
+                return items
+            if punct != ",":
+                raise ValueDecodeError(f"expected ',' or {close!r}")
+            if self.lenient and self._peek_punct() == close:
                 self.pos += 1
                 return items
-            items.append(self.value())
-            ch = self.peek()
-            self.pos += 1
-            if ch == close:
-                return items
-            if ch != ",":
-                raise ValueDecodeError(f"expected ',' or {close!r} at offset {self.pos - 1}")
 
     def _brace(self) -> Any:
-        if self.peek() == "}":
+        if self._peek_punct() == "}":
             self.pos += 1
             return {}
         first = self.value()
-        if self.peek() != ":":
+        if self._peek_punct() != ":":
+            punct = self._next()[2]
+            if punct == "}":
+                return RegoSet([first])
+            if punct != ",":
+                raise ValueDecodeError("expected ',' or '}' in set")
             rest = [first]
-            ch = self.peek()
-            self.pos += 1
-            if ch == ",":
-                rest.extend(self._sequence("}"))
-            elif ch != "}":
-                raise ValueDecodeError(f"expected ',' or '}}' at offset {self.pos - 1}")
+            if not (self.lenient and self._peek_punct() == "}"):
+                rest.extend(self._items("}"))
+            else:
+                self.pos += 1
             return RegoSet(rest)
         obj: dict[Any, Any] = {}
         key = first
         while True:
-            self.expect(":")
+            if self._next()[2] != ":":
+                raise ValueDecodeError("expected ':' in object")
             obj[_hashable_key(key)] = self.value()
-            ch = self.peek()
-            self.pos += 1
-            if ch == "}":
+            punct = self._next()[2]
+            if punct == "}":
                 return obj
-            if ch != ",":
-                raise ValueDecodeError(f"expected ',' or '}}' at offset {self.pos - 1}")
-            if self.lenient and self.peek() == "}":
+            if punct != ",":
+                raise ValueDecodeError("expected ',' or '}' in object")
+            if self.lenient and self._peek_punct() == "}":
                 self.pos += 1
                 return obj
             key = self.value()

@@ -169,9 +169,8 @@ def main() -> int:
         print("engines disagree:", json.dumps([council["result"], opw["result"], rp["result"]]))
         return 1
     decision = council["result"]
-    print(
-        f"decision: allow={decision['allow']}, {len(decision['reasons'])} reasons (all engines agree)"
-    )
+    reasons = len(decision["reasons"])
+    print(f"decision: allow={decision['allow']}, {reasons} reasons (all engines agree)")
     print(f"{'engine':34} {'µs/decision':>12}")
     print(f"{'council (dict in, dict out)':34} {council['per_call'] * 1e6:12.1f}")
     print(f"{'council (JSON bytes in and out)':34} {council['per_raw'] * 1e6:12.1f}")

@@ -153,10 +153,7 @@ def load(source: bytes | bytearray | str | Path, data: Any = None, **kwargs: Any
 
     ``data`` overrides the bundle's data document when given.
     """
-    if isinstance(source, (bytes, bytearray)):
-        blob = bytes(source)
-    else:
-        blob = Path(source).read_bytes()
+    blob = bytes(source) if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes()
     if blob[:4] == b"\0asm":
         return Policy(blob, data, **kwargs)
     bundle = read_bundle(blob)

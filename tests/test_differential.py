@@ -67,7 +67,7 @@ def reference_dir(council_bundle: Path, tmp_path_factory: pytest.TempPathFactory
     bundle = read_bundle(council_bundle)
     root = tmp_path_factory.mktemp("reference")
     for name, blob in bundle.files.items():
-        if name == "policy.wasm" or name == ".manifest":
+        if name in {"policy.wasm", ".manifest"}:
             continue
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)

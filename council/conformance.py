@@ -242,6 +242,29 @@ class CaseBuilder:
         self.opa = find_opa()
         self.cache_dir = cache_dir
         cache_dir.mkdir(parents=True, exist_ok=True)
+        self.capabilities = self._capabilities()
+
+    def _capabilities(self) -> Path:
+        """OPA's capabilities plus the test-only ``test.sleep``, which cases may call."""
+        proc = subprocess.run(
+            [str(self.opa), "capabilities", "--current"], capture_output=True, text=True, check=True
+        )
+        caps = json.loads(proc.stdout)
+        caps["builtins"].append(
+            {
+                "name": "test.sleep",
+                "decl": {
+                    "type": "function",
+                    "args": [{"type": "string"}],
+                    "result": {"type": "null"},
+                },
+            }
+        )
+        text = json.dumps(caps, sort_keys=True)
+        path = self._cached(hashlib.sha256(text.encode()).hexdigest()[:16], ".caps.json")
+        if not path.exists():
+            self._store(path, text.encode())
+        return path
 
     def _cached(self, key: str, suffix: str) -> Path:
         return self.cache_dir / f"{key}{suffix}"
@@ -283,7 +306,9 @@ class CaseBuilder:
             return BuiltModule(None, str(exc))
         modules = [str(m) for m in spec.get("modules", [])]
         harness = harness_module(spec["query"], variables)
-        key = hashlib.sha256(json.dumps([OPA_VERSION, harness, modules]).encode()).hexdigest()
+        key = hashlib.sha256(
+            json.dumps([OPA_VERSION, harness, modules, self.capabilities.name]).encode()
+        ).hexdigest()
         wasm_path, err_path = self._cached(key, ".wasm"), self._cached(key, ".err")
         if wasm_path.exists():
             return BuiltModule(wasm_path.read_bytes())
@@ -306,6 +331,8 @@ class CaseBuilder:
                     "wasm",
                     "-e",
                     f"{HARNESS_PACKAGE}/{HARNESS_RULE}",
+                    "--capabilities",
+                    str(self.capabilities),
                     "-o",
                     "bundle.tar.gz",
                     *names,

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from council import opa_tool
+from council.bundle_cmd import add_sign_parser, add_verify_parser
+from council.decisions_cmd import add_decisions_parser
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -45,7 +47,15 @@ def cmd_policy_build(args: argparse.Namespace) -> int:
         revision=args.revision,
         include_print=args.include_print,
     )
-    print(f"wrote {result.path} (entrypoints: {', '.join(result.entrypoints)})")
+    if args.signing_key:
+        from pdp.bundle_signing import load_key_material, sign_bundle
+
+        signed = sign_bundle(
+            result.path, load_key_material(args.signing_key), args.signing_alg, keyid=args.keyid
+        )
+        result.path.write_bytes(signed)
+    signed_note = f", signed {args.signing_alg}" if args.signing_key else ""
+    print(f"wrote {result.path} (entrypoints: {', '.join(result.entrypoints)}{signed_note})")
     return EXIT_OK
 
 
@@ -126,6 +136,14 @@ def cmd_policy_conformance(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_proto_gen(_args: argparse.Namespace) -> int:
+    from council.protogen import generate
+
+    for path in generate():
+        print(path)
+    return EXIT_OK
+
+
 # --- parser -------------------------------------------------------------------------------
 
 
@@ -153,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-e", "--entrypoint", action="append", help="entrypoint (pkg/rule); repeatable")
     p.add_argument("--revision")
     p.add_argument("--include-print", action="store_true", help="keep print() calls")
+    p.add_argument("--signing-key", help="sign the bundle (PEM file/text or HMAC secret)")
+    p.add_argument("--signing-alg", default="RS256", help="signature algorithm (OPA's names)")
+    p.add_argument("--keyid", help="key id written into the signature")
     p.set_defaults(func=cmd_policy_build)
 
     p = pol.add_parser("eval", help="evaluate an entrypoint in Council's Wasm host")
@@ -172,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dirs", nargs="+")
     p.set_defaults(func=cmd_policy_check)
 
+    add_sign_parser(pol)
+    add_verify_parser(pol)
+
     p = pol.add_parser("conformance", help="run OPA's conformance cases in Council's host")
     p.add_argument("path", help="folder of <category>/*.yaml case files")
     p.add_argument("--folder", action="append", help="only this category; repeatable")
@@ -183,6 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="print each failing case")
     p.add_argument("--verbose-ref", action="store_true", help="print reference-only failures")
     p.set_defaults(func=cmd_policy_conformance)
+
+    add_decisions_parser(sub)
+
+    proto = sub.add_parser("proto", help="Council's gRPC contracts").add_subparsers(
+        dest="proto_cmd", required=True
+    )
+    p = proto.add_parser("gen", help="regenerate the Python stubs next to the .proto files")
+    p.set_defaults(func=cmd_proto_gen)
 
     return parser
 

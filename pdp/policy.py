@@ -10,7 +10,7 @@ itself runs with the GIL released, so evaluations overlap on several cores.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from pdp.builtins import BuiltinRegistry
 from pdp.bundle import Bundle, read_bundle
 from pdp.config import HostConfig
 from pdp.engine import PolicyEngine
-from pdp.errors import EntrypointNotFoundError, InvalidInputError
+from pdp.errors import EntrypointNotFoundError, InvalidInputError, PDPError
 from pdp.instance import PrintHook
 from pdp.module import PolicyModule
 from pdp.pool import InstancePool, encode_document
@@ -94,21 +94,52 @@ class Policy:
         The input must be valid JSON (checked here) and within ``max_input_bytes``.
         """
         eid = self._entrypoint_id(entrypoint)
-        if input_json is not None:
-            if len(input_json) > self.config.max_input_bytes:
-                raise InvalidInputError(
-                    f"input of {len(input_json)} bytes exceeds the limit of "
-                    f"{self.config.max_input_bytes}"
-                )
-            try:
-                json.loads(input_json)
-            except ValueError as exc:
-                raise InvalidInputError(f"input is not valid JSON: {exc}") from exc
-            except RecursionError:
-                raise InvalidInputError("input nests too deeply") from None
+        self._check_input(input_json)
         with self.pool.instance(timeout) as inst:
             result = inst.evaluate(eid, input_json, strict)
         return json.dumps(result, separators=(",", ":"), ensure_ascii=False).encode()
+
+    def _check_input(self, input_json: bytes | None) -> None:
+        if input_json is None:
+            return
+        if len(input_json) > self.config.max_input_bytes:
+            raise InvalidInputError(
+                f"input of {len(input_json)} bytes exceeds the limit of "
+                f"{self.config.max_input_bytes}"
+            )
+        try:
+            json.loads(input_json)
+        except ValueError as exc:
+            raise InvalidInputError(f"input is not valid JSON: {exc}") from exc
+        except RecursionError:
+            raise InvalidInputError("input nests too deeply") from None
+
+    def evaluate_batch(
+        self,
+        requests: Sequence[tuple[str | int, bytes | None]],
+        *,
+        strict: bool | None = None,
+        timeout: float | None = None,
+    ) -> list[list[dict[str, Any]] | PDPError]:
+        """Evaluate many (entrypoint, input JSON) pairs on one instance checkout.
+
+        Each item yields its result set or the error it raised; one bad item never fails
+        the others. An instance that breaks mid-batch is replaced for the rest.
+        """
+        out: list[list[dict[str, Any]] | PDPError] = []
+        index = 0
+        while index < len(requests):
+            with self.pool.instance(timeout) as inst:
+                while index < len(requests) and not inst.broken:
+                    entrypoint, input_json = requests[index]
+                    index += 1
+                    try:
+                        eid = self._entrypoint_id(entrypoint)
+                        self._check_input(input_json)
+                        out.append(inst.evaluate(eid, input_json, strict))
+                    except PDPError as exc:
+                        out.append(exc)
+        return out
 
     def evaluate(
         self,

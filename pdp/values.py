@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 __all__ = [
+    "ObjectKey",
     "RegoSet",
     "ValueDecodeError",
     "compare",
@@ -62,6 +63,8 @@ def freeze(value: Any) -> Any:
         return ("o", frozenset((freeze(k), freeze(v)) for k, v in value.items()))
     if t is RegoSet:
         return ("s", frozenset(value._items))
+    if t is ObjectKey:
+        return value._frozen
     raise TypeError(f"not a Rego value: {t.__name__}")
 
 
@@ -147,6 +150,10 @@ def compare(a: Any, b: Any) -> int:
     arrays of their sorted elements. Strings compare by code point, which is UTF-8 byte
     order, as in Go.
     """
+    if type(a) is ObjectKey:
+        a = a.value
+    if type(b) is ObjectKey:
+        b = b.value
     ta, tb = _TYPE_ORDER[type(a)], _TYPE_ORDER[type(b)]
     if ta != tb:
         return ta - tb
@@ -318,8 +325,33 @@ def _hashable_key(key: Any) -> Any:
     if isinstance(key, list):
         return tuple(_hashable_key(k) for k in key)
     if isinstance(key, dict):
-        raise ValueDecodeError("objects as object keys are not supported by this host")
+        return ObjectKey(key)
     return key
+
+
+class ObjectKey:
+    """An object used as an object key (Rego allows it; Python dicts are unhashable).
+
+    Immutable; equal and hashed as the Rego object it holds.
+    """
+
+    __slots__ = ("_frozen", "value")
+
+    def __init__(self, value: dict[Any, Any]) -> None:
+        self.value = {_hashable_key(k): v for k, v in value.items()}
+        self._frozen = freeze(self.value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ObjectKey) and self._frozen == other._frozen
+
+    def __hash__(self) -> int:
+        return hash(self._frozen)
+
+    def __repr__(self) -> str:
+        return f"ObjectKey({self.value!r})"
+
+
+_TYPE_ORDER[ObjectKey] = 5
 
 
 def _number_text(value: int | float) -> str:
@@ -351,6 +383,8 @@ def encode(value: Any) -> str:
         if not value:
             return "set()"
         return "{" + ",".join(encode(v) for v in value) + "}"
+    if t is ObjectKey:
+        return encode(value.value)
     raise TypeError(f"not a Rego value: {t.__name__}")
 
 
@@ -361,9 +395,16 @@ def to_json_compatible(value: Any) -> Any:
     if t is list or t is tuple:
         return [to_json_compatible(v) for v in value]
     if t is dict:
-        return {
-            (k if type(k) is str else encode(k)): to_json_compatible(v) for k, v in value.items()
-        }
+        return {_json_key(k): to_json_compatible(v) for k, v in value.items()}
     if t is RegoSet:
         return [to_json_compatible(v) for v in value]
+    if t is ObjectKey:
+        return to_json_compatible(value.value)
     return value
+
+
+def _json_key(key: Any) -> str:
+    """A non-string key's JSON text, as OPA writes it when serialising an object."""
+    if type(key) is str:
+        return key
+    return json.dumps(to_json_compatible(key), separators=(",", ":"), ensure_ascii=False)

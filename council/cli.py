@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -136,6 +137,45 @@ def cmd_policy_conformance(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_pdp_serve(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from gateway.pdp_server import PDPServerConfig, serve_forever
+    from pdp.bundle_signing import VerificationKeys, load_key_material
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    keys = None
+    if args.verification_key:
+        keys = VerificationKeys.single(
+            load_key_material(args.verification_key),
+            algorithm=args.signing_alg,
+            keyid=args.verification_key_id,
+            scope=args.scope or "",
+        )
+    elif not args.allow_unsigned:
+        print("error: --verification-key is required (or --allow-unsigned)", file=sys.stderr)
+        return EXIT_USAGE
+    config = PDPServerConfig(
+        bundle=args.bundle,
+        grpc_addr=args.grpc,
+        http_addr=args.http,
+        keys=keys,
+        allow_unsigned=args.allow_unsigned,
+        log_db=Path(args.log) if args.log else None,
+        log_key=Path(args.log_key) if args.log_key else None,
+        envoy_entrypoint=args.envoy_entrypoint,
+        authzen_entrypoint=args.authzen_entrypoint,
+        authzen_base_url=args.authzen_base_url,
+        poll_interval=args.poll_interval,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_forever(config))
+    return EXIT_OK
+
+
 def cmd_proto_gen(_args: argparse.Namespace) -> int:
     from council.protogen import generate
 
@@ -209,6 +249,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_policy_conformance)
 
     add_decisions_parser(sub)
+
+    pdp_cmd = sub.add_parser("pdp", help="the policy decision point").add_subparsers(
+        dest="pdp_cmd", required=True
+    )
+    p = pdp_cmd.add_parser("serve", help="serve decisions over gRPC and HTTP")
+    p.add_argument("--bundle", required=True, help="bundle file, directory or http(s) URL")
+    p.add_argument("--grpc", default="127.0.0.1:9191", help="gRPC HOST:PORT (port 0: any)")
+    p.add_argument("--http", default="127.0.0.1:8181", help="HTTP HOST:PORT (port 0: any)")
+    p.add_argument("--log", help="decision log SQLite file")
+    p.add_argument("--log-key", help="Ed25519 key for log checkpoints (default: DB.key)")
+    p.add_argument("--verification-key", help="bundle verification key (PEM or secret)")
+    p.add_argument("--verification-key-id", default="default")
+    p.add_argument("--signing-alg", default="RS256")
+    p.add_argument("--scope")
+    p.add_argument("--allow-unsigned", action="store_true", help="accept unsigned bundles")
+    p.add_argument("--envoy-entrypoint", default="envoy/authz/decision")
+    p.add_argument("--authzen-entrypoint", default="examples/authzen/decision")
+    p.add_argument("--authzen-base-url", help="public base URL for AuthZEN metadata")
+    p.add_argument("--poll-interval", type=float, default=2.0)
+    p.set_defaults(func=cmd_pdp_serve)
 
     proto = sub.add_parser("proto", help="Council's gRPC contracts").add_subparsers(
         dest="proto_cmd", required=True

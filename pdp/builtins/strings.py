@@ -10,6 +10,8 @@ argument checks. String interpolation (``$"..."``) is compiled into the module i
 
 from __future__ import annotations
 
+import functools
+import re
 from typing import Any
 
 from pdp.builtins.base import (
@@ -76,10 +78,56 @@ def _go_arg(value: Any) -> Any:
     return rego_text(value)
 
 
+@functools.lru_cache(maxsize=1024)
+def _plain_verbs(fmt: str) -> tuple[tuple[str, ...], str] | None:
+    """Split a format using only ``%s``, ``%d``, ``%v`` and ``%%`` into literal pieces and
+    verb letters; None when it needs the full fmt emulation (flags, widths, other verbs)."""
+    pieces: list[str] = []
+    verbs: list[str] = []
+    start = 0
+    for match in _VERB.finditer(fmt):
+        verb = match.group(1)
+        if verb not in ("s", "d", "v", "%"):
+            return None
+        if verb == "%":
+            continue
+        pieces.append(fmt[start : match.start()].replace("%%", "%"))
+        verbs.append(verb)
+        start = match.end()
+    pieces.append(fmt[start:].replace("%%", "%"))
+    return tuple(pieces), "".join(verbs)
+
+
+_VERB = re.compile(r"%(.?)", re.DOTALL)
+
+
+def _sprintf_plain(fmt: str, values: list[Any]) -> str | None:
+    """The common case without the fmt machinery: strings under ``%s``/``%v`` and ints under
+    ``%d``/``%v``, one value per verb. None whenever Go's output could differ."""
+    plan = _plain_verbs(fmt)
+    if plan is None or len(plan[1]) != len(values):
+        return None
+    pieces, verbs = plan
+    out = [pieces[0]]
+    for verb, value, piece in zip(verbs, values, pieces[1:], strict=True):
+        t = type(value)
+        if t is str and verb != "d":
+            out.append(value)
+        elif t is int and verb != "s":
+            out.append(str(value))
+        else:
+            return None
+        out.append(piece)
+    return "".join(out)
+
+
 def sprintf_(ctx: EvalContext, fmt: Any, values: Any) -> Any:
     """Format values with a Go ``fmt`` format string."""
     fmt = string_arg(fmt, 1)
     values = array_arg(values, 2)
+    plain = _sprintf_plain(fmt, values)
+    if plain is not None:
+        return plain
     return sprintf(fmt, [_go_arg(v) for v in values])
 
 

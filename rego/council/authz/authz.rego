@@ -46,37 +46,37 @@ granted if "*" in permissions
 
 reasons contains msg if {
 	not user
-	msg := sprintf("subject %q is not a known user", [input.subject.id])
+	msg := sprintf("subject '%s' is not a known user", [input.subject.id])
 }
 
 reasons contains msg if {
 	user
 	not granted
-	msg := sprintf("role(s) %v do not grant %q", [sort(subject_roles), required_permission])
+	msg := sprintf("role(s) [%s] do not grant '%s'", [concat(", ", sort(subject_roles)), required_permission])
 }
 
 reasons contains msg if {
 	user.tenant != input.resource.tenant
-	msg := sprintf("subject belongs to tenant %q, resource to tenant %q", [user.tenant, input.resource.tenant])
+	msg := sprintf("subject belongs to tenant '%s', resource to tenant '%s'", [user.tenant, input.resource.tenant])
 }
 
 reasons contains msg if {
 	some label in object.get(input.resource, "labels", [])
 	restricted := data.council.authz.restricted_labels[label]
 	not user.clearance >= restricted
-	msg := sprintf("label %q needs clearance %d, subject has %d", [label, restricted, object.get(user, "clearance", 0)])
+	msg := sprintf("label '%s' needs clearance %d, subject has %d", [label, restricted, object.get(user, "clearance", 0)])
 }
 
 reasons contains msg if {
 	input.action in data.council.authz.high_risk_actions
 	not device_compliant
-	msg := sprintf("high-risk action %q needs a compliant device (failed: %s)", [input.action, concat(", ", sort(failed_posture_checks))])
+	msg := sprintf("high-risk action '%s' needs a compliant device (failed: %s)", [input.action, concat(", ", sort(failed_posture_checks))])
 }
 
 reasons contains msg if {
 	count(networks) > 0
 	not from_allowed_network
-	msg := sprintf("source address %s is outside the tenant's networks %v", [input.context.ip, networks])
+	msg := sprintf("source address %s is outside the tenant's networks (%s)", [input.context.ip, concat(", ", networks)])
 }
 
 reasons contains msg if {
@@ -84,7 +84,7 @@ reasons contains msg if {
 	feature := object.get(input, ["context", "feature"], "")
 	feature != ""
 	not feature in data.council.authz.editions[edition].features
-	msg := sprintf("feature %q is not part of the %s edition", [feature, edition])
+	msg := sprintf("feature '%s' is not part of the %s edition", [feature, edition])
 }
 
 networks := object.get(data.council.authz.tenants, [input.resource.tenant, "networks"], [])

@@ -25,7 +25,7 @@ test_cross_tenant_denied_with_reason if {
 		"context": {"ip": "10.1.2.3"},
 	}
 	not d.allow
-	"subject belongs to tenant \"acme\", resource to tenant \"globex\"" in d.reasons
+	"subject belongs to tenant 'acme', resource to tenant 'globex'" in d.reasons
 }
 
 test_unknown_user if {
@@ -36,7 +36,7 @@ test_unknown_user if {
 		"context": {"ip": "10.1.2.3"},
 	}
 	not d.allow
-	"subject \"mallory\" is not a known user" in d.reasons
+	"subject 'mallory' is not a known user" in d.reasons
 }
 
 test_high_risk_needs_compliant_device if {
@@ -47,7 +47,7 @@ test_high_risk_needs_compliant_device if {
 		"context": {"ip": "10.0.0.1"},
 	}
 	not d.allow
-	"high-risk action \"write\" needs a compliant device (failed: firewall_on, os_patched)" in d.reasons
+	"high-risk action 'write' needs a compliant device (failed: firewall_on, os_patched)" in d.reasons
 	d.obligations.record_session
 }
 
@@ -69,8 +69,8 @@ test_network_and_label_reasons if {
 		"context": {"ip": "8.8.8.8"},
 	}
 	not d.allow
-	"label \"pii\" needs clearance 2, subject has 1" in d.reasons
-	"source address 8.8.8.8 is outside the tenant's networks [\"10.0.0.0/8\", \"192.168.0.0/16\"]" in d.reasons
+	"label 'pii' needs clearance 2, subject has 1" in d.reasons
+	"source address 8.8.8.8 is outside the tenant's networks (10.0.0.0/8, 192.168.0.0/16)" in d.reasons
 }
 
 test_edition_feature_gate if {
@@ -81,5 +81,5 @@ test_edition_feature_gate if {
 		"context": {"ip": "1.2.3.4", "feature": "enclave"},
 	}
 	not d.allow
-	"feature \"enclave\" is not part of the team edition" in d.reasons
+	"feature 'enclave' is not part of the team edition" in d.reasons
 }

@@ -1,0 +1,82 @@
+"""Running a real PDP server on 127.0.0.1 from synchronous tests.
+
+The server's event loop runs on its own thread, so tests use ordinary blocking gRPC and
+HTTP clients against real sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from council.policy_build import build_bundle
+from gateway.pdp_server import PDPServer, PDPServerConfig
+from pdp.bundle_signing import VerificationKeys, sign_bundle
+
+T = TypeVar("T")
+
+
+class LoopThread:
+    """An asyncio loop on a daemon thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        self.loop.close()
+
+
+class SigningKey:
+    """An RSA key pair for signing test bundles."""
+
+    def __init__(self) -> None:
+        self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.public_pem = (
+            self.private.public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            .decode()
+        )
+
+    def keys(self) -> VerificationKeys:
+        return VerificationKeys.single(self.public_pem, algorithm="RS256")
+
+    def sign(self, bundle: Path) -> bytes:
+        return sign_bundle(bundle, self.private, "RS256")
+
+
+def build_signed(source: Path, out: Path, key: SigningKey, revision: str) -> Path:
+    """Build ``source`` with opa and sign it; returns ``out``."""
+    build_bundle(source, out, revision=revision)
+    out.write_bytes(key.sign(out))
+    return out
+
+
+@contextmanager
+def running_pdp(config: PDPServerConfig) -> Iterator[tuple[PDPServer, LoopThread]]:
+    """Start a PDP, yield it with its loop, and stop it cleanly."""
+    loop = LoopThread()
+    server = PDPServer(config)
+    try:
+        loop.run(server.start())
+        yield server, loop
+    finally:
+        try:
+            loop.run(server.stop())
+        finally:
+            loop.close()

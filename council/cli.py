@@ -12,6 +12,7 @@ from pathlib import Path
 from council import opa_tool
 from council.bundle_cmd import add_sign_parser, add_verify_parser
 from council.decisions_cmd import add_decisions_parser
+from council.posture_cmd import add_agent_parser
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -249,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_policy_conformance)
 
     add_decisions_parser(sub)
+    add_agent_parser(sub)
 
     pdp_cmd = sub.add_parser("pdp", help="the policy decision point").add_subparsers(
         dest="pdp_cmd", required=True

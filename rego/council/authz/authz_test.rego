@@ -4,7 +4,7 @@ import rego.v1
 
 import data.council.authz
 
-good_device := {"posture": {"disk_encrypted": true, "firewall_on": true, "os_patched": true}}
+good_device := {"posture": {"fresh": true, "disk_encrypted": true, "firewall_on": true, "os_patched": true}}
 
 test_analyst_reads_own_tenant if {
 	d := authz.decision with input as {
@@ -47,7 +47,7 @@ test_high_risk_needs_compliant_device if {
 		"context": {"ip": "10.0.0.1"},
 	}
 	not d.allow
-	"high-risk action 'write' needs a compliant device (failed: firewall_on, os_patched)" in d.reasons
+	"high-risk action 'write' needs a compliant device (failed: firewall_on, fresh, os_patched)" in d.reasons
 	d.obligations.record_session
 }
 

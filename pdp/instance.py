@@ -35,7 +35,7 @@ from pdp.errors import (
     ResourceExhaustedError,
     WasmTrapError,
 )
-from pdp.values import RegoSet, decode, encode, to_json_compatible
+from pdp.values import RegoSet, decode, decode_json_compatible, encode, to_json_compatible
 
 if TYPE_CHECKING:
     from pdp.module import PolicyModule
@@ -451,15 +451,12 @@ class PolicyInstance:
 def _result_set(text: bytes) -> list[dict[str, Any]]:
     """Turn the module's result set (a Rego set of ``{"result": v}`` objects) into a list.
 
-    The common case, no set or non-string key inside, parses on :mod:`json`'s C path by
-    reading the outer set's body as an array.
+    The outer set's body is read as an array; see :func:`decode_json_compatible` for the
+    fast paths inside.
     """
     if text == b"set()":
         return []
     if text[:1] == b"{" and text[-1:] == b"}":
-        try:
-            return json.loads(b"[" + text[1:-1] + b"]")
-        except ValueError:
-            pass
+        return decode_json_compatible(b"[" + text[1:-1] + b"]")
     value = decode(text)
     return to_json_compatible(list(value) if isinstance(value, RegoSet) else value)

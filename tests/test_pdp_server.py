@@ -203,7 +203,7 @@ def test_envoy_check_allows_and_denies_with_reasons(bundle_v1: Path, key: Signin
         assert denied.status.code == 7  # PERMISSION_DENIED
         assert denied.denied_response.status.code == 403
         body = json.loads(denied.denied_response.body)
-        assert 'service "analytics" may not call /api/admin/**' in body["reasons"]
+        assert 'service "analytics" may not call /api/admin/' in body["reasons"]
         assert body["status"] == 403 and body["decision_id"]
         no_token = stub.Check(check_request("GET", "/api/datasets/1", {}))
         assert no_token.denied_response.status.code == 401

@@ -26,9 +26,13 @@ decision := {
 
 http := input.attributes.request.http
 
+# Routes are path prefixes; the longest matching prefix wins.
 route := r if {
-	some r in data.envoy.routes
-	glob.match(r.path, ["/"], http.path)
+	matching := [r | some r in data.envoy.routes; startswith(http.path, r.prefix)]
+	count(matching) > 0
+	longest := max([count(r.prefix) | some r in matching])
+	some r in matching
+	count(r.prefix) == longest
 }
 
 public if route.public == true
@@ -80,7 +84,7 @@ reasons contains msg if {
 reasons contains msg if {
 	route
 	not http.method in route.methods
-	msg := sprintf("method %s is not allowed on %s (allowed: %s)", [http.method, route.path, concat(", ", route.methods)])
+	msg := sprintf("method %s is not allowed on %s (allowed: %s)", [http.method, route.prefix, concat(", ", route.methods)])
 }
 
 reasons contains msg if {
@@ -88,7 +92,7 @@ reasons contains msg if {
 	not public
 	some service in [data.envoy.tokens[token]]
 	not service in route.callers
-	msg := sprintf("service %q may not call %s", [service, route.path])
+	msg := sprintf("service %q may not call %s", [service, route.prefix])
 }
 
 http_status := 401 if {

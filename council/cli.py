@@ -178,6 +178,12 @@ def cmd_pdp_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_demo(_args: argparse.Namespace) -> int:
+    from council.demo import run_demo
+
+    return run_demo()
+
+
 def cmd_proto_gen(_args: argparse.Namespace) -> int:
     from council.protogen import generate
 
@@ -273,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--authzen-base-url", help="public base URL for AuthZEN metadata")
     p.add_argument("--poll-interval", type=float, default=2.0)
     p.set_defaults(func=cmd_pdp_serve)
+
+    p = sub.add_parser("demo", help="start Council's processes and run the product demo")
+    p.set_defaults(func=cmd_demo)
 
     proto = sub.add_parser("proto", help="Council's gRPC contracts").add_subparsers(
         dest="proto_cmd", required=True

@@ -43,6 +43,7 @@ from aiohttp import hdrs, web
 from gateway.problem import http_status, pdp_problem, problem_response
 from pdp.decision import Decision
 from pdp.errors import EntrypointNotFoundError, InvalidInputError, PDPError
+from pdp.jsondoc import check_depth
 from pdp.pool import encode_document
 from pdp.service import DecisionRequest, DecisionService
 
@@ -226,6 +227,10 @@ async def _read_object(request: web.Request) -> dict[str, Any]:
         ) from None
     if not raw.strip():
         raise _Refused("request body is empty; send an AuthZEN request object")
+    try:
+        check_depth(raw)
+    except InvalidInputError:
+        raise _Refused("request body nests too deeply") from None
     try:
         body = json.loads(raw, parse_constant=_reject_constant)
     except RecursionError:

@@ -19,6 +19,9 @@ DEFAULT_EPOCH_TICK = 0.005
 DEFAULT_MAX_INPUT_BYTES = 8 * 1024 * 1024
 """Largest input document accepted, as serialised JSON."""
 
+DEFAULT_MAX_INPUT_DEPTH = 512
+"""Deepest nesting of arrays/objects accepted in an input document."""
+
 DEFAULT_MAX_WASM_STACK = 1024 * 1024
 """Bytes of native stack a Wasm call may use; deep recursion traps past it."""
 
@@ -36,6 +39,7 @@ class HostConfig:
         eval_timeout: seconds before an evaluation is interrupted (epoch deadline).
         epoch_tick: seconds between epoch increments (deadline granularity).
         max_input_bytes: largest serialised input accepted.
+        max_input_depth: deepest nesting of arrays and objects accepted in an input.
         max_wasm_stack: native stack bytes available to Wasm.
         strict_builtin_errors: a failing builtin aborts the evaluation with OPA's error
             instead of making its expression undefined (OPA's ``--strict-builtin-errors``).
@@ -50,6 +54,7 @@ class HostConfig:
     eval_timeout: float = DEFAULT_EVAL_TIMEOUT
     epoch_tick: float = DEFAULT_EPOCH_TICK
     max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES
+    max_input_depth: int = DEFAULT_MAX_INPUT_DEPTH
     max_wasm_stack: int = DEFAULT_MAX_WASM_STACK
     strict_builtin_errors: bool = False
     pool_size: int = 0

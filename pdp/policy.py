@@ -20,6 +20,7 @@ from pdp.config import HostConfig
 from pdp.engine import PolicyEngine
 from pdp.errors import EntrypointNotFoundError, InvalidInputError, PDPError
 from pdp.instance import PrintHook
+from pdp.jsondoc import load_document
 from pdp.module import PolicyModule
 from pdp.pool import InstancePool, encode_document
 
@@ -81,6 +82,23 @@ class Policy:
                 f"unknown entrypoint {entrypoint!r} (this policy has: {known})"
             ) from None
 
+    def evaluate_raw(
+        self,
+        entrypoint: str | int,
+        input_json: bytes | None,
+        *,
+        strict: bool | None = None,
+        timeout: float | None = None,
+    ) -> list[dict[str, Any]]:
+        """Evaluate with the input already serialised; return OPA's result set.
+
+        The input must be valid JSON (checked here) and within ``max_input_bytes``.
+        """
+        eid = self._entrypoint_id(entrypoint)
+        self._check_input(input_json)
+        with self.pool.instance(timeout) as inst:
+            return inst.evaluate(eid, input_json, strict)
+
     def evaluate_json(
         self,
         entrypoint: str | int,
@@ -89,14 +107,8 @@ class Policy:
         strict: bool | None = None,
         timeout: float | None = None,
     ) -> bytes:
-        """Evaluate with the input already serialised; return the result set as JSON bytes.
-
-        The input must be valid JSON (checked here) and within ``max_input_bytes``.
-        """
-        eid = self._entrypoint_id(entrypoint)
-        self._check_input(input_json)
-        with self.pool.instance(timeout) as inst:
-            result = inst.evaluate(eid, input_json, strict)
+        """Like :meth:`evaluate_raw`, with the result set serialised as JSON bytes."""
+        result = self.evaluate_raw(entrypoint, input_json, strict=strict, timeout=timeout)
         return json.dumps(result, separators=(",", ":"), ensure_ascii=False).encode()
 
     def _check_input(self, input_json: bytes | None) -> None:
@@ -108,11 +120,9 @@ class Policy:
                 f"{self.config.max_input_bytes}"
             )
         try:
-            json.loads(input_json)
-        except ValueError as exc:
-            raise InvalidInputError(f"input is not valid JSON: {exc}") from exc
-        except RecursionError:
-            raise InvalidInputError("input nests too deeply") from None
+            load_document(input_json, self.config.max_input_depth)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"input: {exc.message}") from exc
 
     def evaluate_batch(
         self,

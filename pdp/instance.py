@@ -36,6 +36,7 @@ from pdp.errors import (
     WasmTrapError,
 )
 from pdp.values import RegoSet, decode, decode_json_compatible, encode, to_json_compatible
+from pdp.wasm_values import LayoutMismatch, LinearMemory, same_value
 
 if TYPE_CHECKING:
     from pdp.module import PolicyModule
@@ -72,6 +73,15 @@ _EXPORTS = (
     ("entrypoints", 0, 1),
 )
 SUPPORTED_ABI_MAJOR = 1
+
+# Every value type, both number representations, multi-byte UTF-8, nesting: what the
+# in-place codec must agree with the ABI's dump on before a module may use it.
+_LAYOUT_SAMPLE = (
+    "[null, true, false, 0, -7, 4611686018427387904, 123456789012345678901234567890, 1.5, "
+    '-2.25e-7, "", "h\u00e9llo \u2603", {"a": [1, {"b": "c"}], "d": {}}, {"x", "y", 3}, '
+    "set(), []]"
+)
+_LAYOUT_SCALARS = ("", "snowman \u2603", True, False, None, 0, -1, 2**70, -(2**63), 1.5, -2.5e-9)
 
 PrintHook = Callable[[str], None]
 
@@ -113,6 +123,7 @@ class PolicyInstance:
         self._initial_heap = self._call0("opa_heap_ptr_get")
         self._data_addr = 0
         self._heap_base = self._initial_heap
+        self._memory_values: LinearMemory | None = None
 
     # --- set-up ---------------------------------------------------------------------
 
@@ -405,9 +416,10 @@ class PolicyInstance:
             if entry is None:
                 raise HaltError(f"builtin id {builtin_id} is not bound", prefix=False)
             ctx = raw.caller_context(caller)
-            values = [self._dump_value(slots[i * _S] & 0xFFFFFFFF, ctx) for i in range(2, nargs)]
+            addrs = [slots[i * _S] & 0xFFFFFFFF for i in range(2, nargs)]
+            values = self._read_args(addrs, ctx)
             result = entry[1](self._ectx, *values)
-            slots[0] = 0 if result is UNDEFINED else self._parse_value(encode(result), ctx)
+            slots[0] = 0 if result is UNDEFINED else self._write_result(result, ctx)
             return 0
         except BuiltinError as exc:
             if not (self._ectx.strict or isinstance(exc, HaltError)):
@@ -426,6 +438,56 @@ class PolicyInstance:
                 return 0
             self._pending = BuiltinEvalError("eval_builtin_error", f"{name}: {exc}")
         return raw.new_trap(self._pending.message if self._pending else "builtin failed")
+
+    def _read_args(self, addrs: list[int], ctx: int) -> list[Any]:
+        memory = self._memory_values
+        if memory is not None:
+            try:
+                return [memory.read(a) for a in addrs]
+            except LayoutMismatch:
+                pass
+        return [self._dump_value(a, ctx) for a in addrs]
+
+    def _write_result(self, result: Any, ctx: int) -> int:
+        memory = self._memory_values
+        if memory is not None:
+            size = memory.scalar_size(result)
+            if size is not None:
+                addr = self._call1("opa_malloc", size, ctx)
+                memory.write_scalar(addr, result)
+                return addr
+        return self._parse_value(encode(result), ctx)
+
+    def check_value_layout(self) -> bool:
+        """Whether this module's values can be read and written in place (see
+        :mod:`pdp.wasm_values`): compare the in-place codec with the ABI's dump/parse on
+        values of every type. Run once, before the data document is loaded."""
+        memory = LinearMemory(self._mem_base, lambda: _mem_size(self._ctx, self._mem_addr))
+        self._refresh_deadline(force=True)
+        try:
+            addr = self._parse_value(_LAYOUT_SAMPLE, self._ctx)
+            if not same_value(memory.read(addr), self._dump_value(addr, self._ctx)):
+                return False
+            for scalar in _LAYOUT_SCALARS:
+                size = memory.scalar_size(scalar)
+                assert size is not None
+                block = self._call1("opa_malloc", size)
+                memory.write_scalar(block, scalar)
+                if not same_value(self._dump_value(block, self._ctx), scalar):
+                    return False
+        except (LayoutMismatch, BuiltinError, ValueError):
+            return False
+        finally:
+            self._call1("opa_heap_ptr_set", self._initial_heap)
+        return True
+
+    def use_values_in_place(self, enabled: bool) -> None:
+        """Turn the in-place value codec on (after :meth:`check_value_layout` passed)."""
+        self._memory_values = (
+            LinearMemory(self._mem_base, lambda: _mem_size(self._ctx, self._mem_addr))
+            if enabled
+            else None
+        )
 
     def _dump_value(self, addr: int, ctx: int) -> Any:
         text_addr = self._call1("opa_value_dump", addr, ctx)

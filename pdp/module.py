@@ -75,7 +75,9 @@ class PolicyModule:
         if missing:
             raise UnsupportedBuiltinError(missing)
         self._builtins_snapshot = snapshot
+        self.values_in_place = probe.check_value_layout()
         probe.bind_builtins(dict(builtins), snapshot)
+        probe.use_values_in_place(self.values_in_place)
         self._spare: PolicyInstance | None = probe
 
     @property
@@ -97,6 +99,7 @@ class PolicyModule:
             return spare
         inst = PolicyInstance(self, self.print_hook)
         inst.bind_builtins(dict(self.builtin_ids), self._builtins_snapshot)
+        inst.use_values_in_place(self.values_in_place)
         return inst
 
     def serialize(self) -> bytes:

@@ -357,7 +357,9 @@ class ObjectKey:
 _TYPE_ORDER[ObjectKey] = 5
 
 
-def _number_text(value: int | float) -> str:
+def number_text(value: int | float) -> str:
+    """A Rego number as text: exact integers, shortest round-trip floats, integral floats
+    written as integers."""
     if type(value) is int:
         return str(value)
     if not math.isfinite(value):
@@ -377,7 +379,7 @@ def encode(value: Any) -> str:
     if value is None:
         return "null"
     if t is int or t is float:
-        return _number_text(value)
+        return number_text(value)
     if t is list or t is tuple:
         return "[" + ",".join(encode(v) for v in value) + "]"
     if t is dict:

@@ -13,6 +13,7 @@ from council import opa_tool
 from council.bundle_cmd import add_sign_parser, add_verify_parser
 from council.ca_cmd import add_ca_parser
 from council.decisions_cmd import add_decisions_parser
+from council.gateway_cmd import add_gateway_parser
 from council.posture_cmd import add_agent_parser
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -259,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_decisions_parser(sub)
     add_agent_parser(sub)
     add_ca_parser(sub)
+    add_gateway_parser(sub)
 
     pdp_cmd = sub.add_parser("pdp", help="the policy decision point").add_subparsers(
         dest="pdp_cmd", required=True

@@ -36,6 +36,10 @@ _STRING_HEADER = struct.Struct("<BBxxII")
 _NUMBER_REF = struct.Struct("<BBxxxxxxIIBxxxxxxx")
 
 
+class _Truncated(Exception):
+    """An address beyond the current view (the memory may have grown)."""
+
+
 class LayoutMismatch(Exception):
     """Memory does not hold what the value layout says (the fast path must not be used)."""
 
@@ -66,66 +70,78 @@ class LinearMemory:
 
     # --- reading ------------------------------------------------------------------------
 
-    def read(self, addr: int, depth: int = 0) -> Any:
+    def read(self, addr: int) -> Any:
         """The Rego value at ``addr``."""
-        if depth > MAX_DEPTH:
-            raise LayoutMismatch("value nests too deeply to read in place")
-        view = self._ensure(addr + 16)
+        try:
+            return self._read(self._view, addr, 0)
+        except (IndexError, struct.error, _Truncated):
+            # Memory grew since the view was taken: take a new one and try once more.
+            self._view = self._make_view()
+            try:
+                return self._read(self._view, addr, 0)
+            except (IndexError, struct.error, _Truncated) as exc:
+                raise LayoutMismatch(f"value at {addr} runs past linear memory") from exc
+
+    def _read(self, view: memoryview, addr: int, depth: int) -> Any:
         kind = view[addr]
         if kind in (STRING, STRING_INTERNED):
             length, ptr = _two_u32(view, addr + 4)
-            view = self._ensure(ptr + length)
+            if ptr + length > len(view):
+                raise _Truncated
+            data = view[ptr : ptr + length].tobytes()
             try:
-                return bytes(view[ptr : ptr + length]).decode("utf-8")
+                return data.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise LayoutMismatch("string is not UTF-8") from exc
+        if depth > MAX_DEPTH:
+            raise LayoutMismatch("value nests too deeply to read in place")
+        if kind == ARRAY:
+            elems, length = _two_u32(view, addr + 4)
+            if elems + 8 * length > len(view):
+                raise _Truncated
+            return [
+                self._read(view, _u32(view, elems + 8 * i + 4)[0], depth + 1) for i in range(length)
+            ]
         if kind == NUMBER:
             rep = view[addr + 1]
             if rep == REPR_INT:
                 return _i64(view, addr + 8)[0]
             if rep == REPR_REF:
                 ptr, length = _two_u32(view, addr + 8)
-                view = self._ensure(ptr + length)
-                return _number(bytes(view[ptr : ptr + length]))
+                if ptr + length > len(view):
+                    raise _Truncated
+                return _number(view[ptr : ptr + length].tobytes())
             raise LayoutMismatch(f"unknown number representation {rep}")
         if kind in (BOOLEAN, BOOLEAN_INTERNED):
             return view[addr + 1] != 0
         if kind == NULL:
             return None
-        if kind == ARRAY:
-            elems, length = _two_u32(view, addr + 4)
-            view = self._ensure(elems + 8 * length)
-            return [self.read(_u32(view, elems + 8 * i + 4)[0], depth + 1) for i in range(length)]
         if kind == OBJECT:
             out: dict[Any, Any] = {}
-            for key_addr, value_addr in self._chains(addr, 12):
-                key = self.read(key_addr, depth + 1)
-                if not isinstance(key, str):
+            for key_addr, value_addr in self._chains(view, addr, 12):
+                key = self._read(view, key_addr, depth + 1)
+                if type(key) is not str:
                     # Non-string keys need the full codec's key wrappers.
                     raise LayoutMismatch("non-string object key")
-                out[key] = self.read(value_addr, depth + 1)
+                out[key] = self._read(view, value_addr, depth + 1)
             return out
         if kind == SET:
-            return RegoSet(self.read(v, depth + 1) for v, _ in self._chains(addr, 8))
+            return RegoSet(self._read(view, v, depth + 1) for v, _ in self._chains(view, addr, 8))
         raise LayoutMismatch(f"unknown value type {kind}")
 
-    def _chains(self, addr: int, elem_size: int) -> list[tuple[int, int]]:
+    def _chains(self, view: memoryview, addr: int, elem_size: int) -> list[tuple[int, int]]:
         """(first, second) pointers of every element of an object/set hash table."""
-        view = self._view
         buckets, n, length = _three_u32(view, addr + 4)
-        view = self._ensure(buckets + 4 * n)
         out: list[tuple[int, int]] = []
         for b in range(n):
             elem = _u32(view, buckets + 4 * b)[0]
             while elem:
-                view = self._ensure(elem + elem_size)
                 if elem_size == 12:
-                    k, v, nxt = _three_u32(view, elem)
+                    k, v, elem = _three_u32(view, elem)
                     out.append((k, v))
                 else:
-                    v, nxt = _two_u32(view, elem)
+                    v, elem = _two_u32(view, elem)
                     out.append((v, 0))
-                elem = nxt
                 if len(out) > length:
                     raise LayoutMismatch("hash table holds more elements than its length")
         if len(out) != length:

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import sqlite3
 import time
 import uuid
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from proto.council.v1 import usage_pb2, usage_pb2_grpc
 
@@ -52,6 +55,31 @@ class UsageReporterConfig:
     batch: int = 500
     timeout: float = 2.0
     credentials: grpc.ChannelCredentials | None = None
+
+
+_VIOLATION_INDEX = re.compile(r"^events\[(\d+)\]")
+
+
+def _partial_outcome(
+    exc: grpc.aio.AioRpcError, batch: list[usage_pb2.UsageEvent]
+) -> tuple[list[str], list[usage_pb2.UsageEvent]]:
+    """From a refused Report: the ids the gateway still stored, and the events it rejected."""
+    status = rpc_status.from_call(exc)
+    acked: list[str] = []
+    bad: set[int] = set()
+    for detail in status.details if status else ():
+        reply = usage_pb2.ReportUsageResponse()
+        violations = error_details_pb2.BadRequest()
+        if detail.Unpack(reply):
+            acked.extend(reply.acknowledged)
+        elif detail.Unpack(violations):
+            for v in violations.field_violations:
+                if match := _VIOLATION_INDEX.match(v.field):
+                    bad.add(int(match.group(1)))
+    if not acked and not bad:
+        # A refusal of the whole request: every event in it is unusable as sent.
+        bad = set(range(len(batch)))
+    return acked, [batch[i] for i in sorted(bad) if i < len(batch)]
 
 
 class UsageReporter:
@@ -150,6 +178,18 @@ class UsageReporter:
                     usage_pb2.ReportUsageRequest(events=batch), timeout=self.config.timeout
                 )
             except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                    # The gateway stored the good events and refused the bad ones; resending
+                    # the bad ones would block the spool forever, so they are dropped (logged).
+                    acked, rejected = _partial_outcome(exc, batch)
+                    for event in rejected:
+                        log.error(
+                            "usage: gateway refused event %s: %s", event.event_id, exc.details()
+                        )
+                    gone = acked + [e.event_id for e in rejected]
+                    await loop.run_in_executor(None, self._forget, gone)
+                    sent += len(acked)
+                    continue
                 log.warning(
                     "usage: gateway %s unavailable (%s); %d event(s) kept in the spool",
                     self.config.gateway,

@@ -13,6 +13,7 @@ from concurrent.futures import Executor
 import grpc
 from grpc_status import rpc_status as grpc_rpc_status
 
+from gateway.coalescing import CoalescingEvaluator
 from gateway.status import invalid_argument, rpc_status
 from pdp.decision import Decision
 from pdp.errors import PDPError
@@ -38,9 +39,18 @@ def decision_message(decision: Decision) -> decisions_pb2.Decision:
 class DecisionsServicer(decisions_pb2_grpc.DecisionsServicer):
     """Serves Decide and DecideBatch from a :class:`DecisionService`."""
 
-    def __init__(self, service: DecisionService, executor: Executor) -> None:
+    def __init__(
+        self,
+        service: DecisionService,
+        executor: Executor,
+        evaluator: CoalescingEvaluator,
+        *,
+        workers: int,
+    ) -> None:
         self._service = service
         self._executor = executor
+        self._evaluator = evaluator
+        self._workers = max(1, workers)
 
     async def Decide(
         self, request: decisions_pb2.DecideRequest, context: grpc.aio.ServicerContext
@@ -50,9 +60,8 @@ class DecisionsServicer(decisions_pb2_grpc.DecisionsServicer):
                 grpc_rpc_status.to_status(invalid_argument("entrypoint is required"))
             )
         req = DecisionRequest(request.entrypoint, request.input_json or None, request.request_id)
-        loop = asyncio.get_running_loop()
         try:
-            decision = await loop.run_in_executor(self._executor, self._service.decide, req)
+            decision = await self._evaluator.decide(req)
         except PDPError as exc:
             await context.abort_with_status(grpc_rpc_status.to_status(rpc_status(exc)))
         return decision_message(decision)
@@ -79,8 +88,15 @@ class DecisionsServicer(decisions_pb2_grpc.DecisionsServicer):
                     invalid_argument("every item needs an entrypoint (or set a default)")
                 )
             )
+        # Split across the workers: the Wasm part of each evaluation runs without the GIL,
+        # so chunks on separate instances overlap.
         loop = asyncio.get_running_loop()
-        results = await loop.run_in_executor(self._executor, self._service.decide_batch, reqs)
+        size = max(1, -(-len(reqs) // self._workers))
+        chunks = [reqs[i : i + size] for i in range(0, len(reqs), size)]
+        parts = await asyncio.gather(
+            *(loop.run_in_executor(self._executor, self._service.decide_batch, c) for c in chunks)
+        )
+        results = [r for part in parts for r in part]
         out = decisions_pb2.DecideBatchResponse()
         for result in results:
             if isinstance(result, PDPError):

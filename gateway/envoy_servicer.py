@@ -17,9 +17,7 @@ the policy asks for. Messages and stubs come from the ``xds-protos`` package.
 
 from __future__ import annotations
 
-import asyncio
 import json
-from concurrent.futures import Executor
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -29,11 +27,12 @@ from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 from envoy.type.v3 import http_status_pb2
 from google.rpc import code_pb2, status_pb2
 
+from gateway.coalescing import CoalescingEvaluator
 from gateway.problem import http_status, problem_body
 from gateway.status import rpc_status
 from pdp.decision import Decision
 from pdp.errors import PDPError
-from pdp.service import DecisionRequest, DecisionService
+from pdp.service import DecisionRequest
 
 DEFAULT_DENY_STATUS = 403
 
@@ -146,9 +145,8 @@ def check_response(decision: Decision) -> external_auth_pb2.CheckResponse:
 class AuthorizationServicer(external_auth_pb2_grpc.AuthorizationServicer):
     """ext_authz Check backed by one policy entrypoint. Fails closed on engine errors."""
 
-    def __init__(self, service: DecisionService, executor: Executor, entrypoint: str) -> None:
-        self._service = service
-        self._executor = executor
+    def __init__(self, evaluator: CoalescingEvaluator, entrypoint: str) -> None:
+        self._evaluator = evaluator
         self._entrypoint = entrypoint
 
     async def Check(
@@ -156,9 +154,8 @@ class AuthorizationServicer(external_auth_pb2_grpc.AuthorizationServicer):
     ) -> external_auth_pb2.CheckResponse:
         doc = json.dumps(check_input(request), separators=(",", ":")).encode()
         req = DecisionRequest(self._entrypoint, doc, request.attributes.request.http.id)
-        loop = asyncio.get_running_loop()
         try:
-            decision = await loop.run_in_executor(self._executor, self._service.decide, req)
+            decision = await self._evaluator.decide(req)
         except PDPError as exc:
             # An answer Envoy can act on (deny), with the reason in the status; never allow.
             status = rpc_status(exc)

@@ -24,6 +24,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from gateway.authzen import add_authzen_routes
+from gateway.coalescing import CoalescingEvaluator
 from gateway.decisions_servicer import DecisionsServicer
 from gateway.envoy_servicer import AuthorizationServicer
 from gateway.problem import problem_middleware
@@ -140,12 +141,17 @@ class PDPServer:
                 ("grpc.so_reuseport", 0),
             ]
         )
+        evaluator = CoalescingEvaluator(
+            self.service, self._executor, workers=self.config.host.pool_size
+        )
         decisions_pb2_grpc.add_DecisionsServicer_to_server(
-            DecisionsServicer(self.service, self._executor), server
+            DecisionsServicer(
+                self.service, self._executor, evaluator, workers=self.config.host.pool_size
+            ),
+            server,
         )
         external_auth_pb2_grpc.add_AuthorizationServicer_to_server(
-            AuthorizationServicer(self.service, self._executor, self.config.envoy_entrypoint),
-            server,
+            AuthorizationServicer(evaluator, self.config.envoy_entrypoint), server
         )
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -15,6 +15,7 @@ from council.ca_cmd import add_ca_parser
 from council.decisions_cmd import add_decisions_parser
 from council.gateway_cmd import add_gateway_parser
 from council.posture_cmd import add_agent_parser
+from council.sidecar_webhook_cmd import add_webhook_sidecar_parser
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -261,6 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_agent_parser(sub)
     add_ca_parser(sub)
     add_gateway_parser(sub)
+
+    sidecar = sub.add_parser("sidecar", help="enforcement-point sidecars").add_subparsers(
+        dest="sidecar_cmd", required=True
+    )
+    add_webhook_sidecar_parser(sidecar)
 
     pdp_cmd = sub.add_parser("pdp", help="the policy decision point").add_subparsers(
         dest="pdp_cmd", required=True

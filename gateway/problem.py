@@ -3,8 +3,10 @@
 Every problem has the standard members ``type``, ``title``, ``status`` and ``detail``, plus
 ``code``, a stable machine-readable error code (the engine's :attr:`PDPError.code` for engine
 errors, the same codes gRPC clients see in ``ErrorInfo.reason``, lower-cased), and any
-further extension members the caller adds. ``type`` is ``about:blank``: the status and
-``code`` carry the meaning, so ``title`` is the status phrase, as RFC 9457 asks for that type.
+further extension members the caller adds. By default ``type`` is ``about:blank``: the
+status and ``code`` carry the meaning, so ``title`` is the status phrase, as RFC 9457 asks
+for that type. Callers whose problems are kinds of their own (the webhook PEP's signature
+and replay refusals) pass a ``type_uri`` naming the kind and a ``title`` describing it.
 """
 
 from __future__ import annotations
@@ -54,13 +56,21 @@ def http_status(exc: PDPError) -> int:
     return HTTPStatus.INTERNAL_SERVER_ERROR.value
 
 
-def problem_body(status: int, detail: str, *, code: str, **extensions: Any) -> bytes:
+def problem_body(
+    status: int,
+    detail: str,
+    *,
+    code: str,
+    type_uri: str = "about:blank",
+    title: str | None = None,
+    **extensions: Any,
+) -> bytes:
     """The RFC 9457 problem document as JSON bytes, for any transport that carries HTTP
     responses (aiohttp here, Envoy's denied responses in the ext_authz servicer)."""
     body = {
         **extensions,
-        "type": "about:blank",
-        "title": HTTPStatus(status).phrase,
+        "type": type_uri,
+        "title": title or HTTPStatus(status).phrase,
         "status": status,
         "detail": detail,
         "code": code,
@@ -74,12 +84,14 @@ def problem_response(
     *,
     code: str,
     headers: Mapping[str, str] | None = None,
+    type_uri: str = "about:blank",
+    title: str | None = None,
     **extensions: Any,
 ) -> web.Response:
     """A problem+json response; ``extensions`` become extra members of the problem object."""
     return web.Response(
         status=status,
-        body=problem_body(status, detail, code=code, **extensions),
+        body=problem_body(status, detail, code=code, type_uri=type_uri, title=title, **extensions),
         content_type=PROBLEM_CONTENT_TYPE,
         headers=headers,
     )

@@ -4,14 +4,27 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test venv opa policies lint bench conformance clean
+# Debian packages the secure-compute path runs for real: a software TPM and a sandbox.
+SYSTEM_PACKAGES := swtpm swtpm-tools tpm2-tools bubblewrap
 
-run: opa policies
+.PHONY: run test venv opa policies system-deps lint bench conformance clean
+
+run: opa policies system-deps
 	$(BIN)/council demo
 
-test: opa
+test: opa system-deps
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+
+# Installs the packages above when a tool is missing (apt-get; sudo when not root).
+system-deps:
+	@missing=""; for tool in swtpm swtpm_setup tpm2_quote bwrap; do \
+		command -v $$tool >/dev/null 2>&1 || missing="yes"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(SYSTEM_PACKAGES); \
+	fi
 
 venv: $(STAMP)
 

@@ -61,6 +61,7 @@ def cmd_gateway_serve(args: argparse.Namespace) -> int:
         print("error: --cert and --key go together", file=sys.stderr)
         return EXIT_USAGE
     try:
+        thresholds = _posture_profile(args.posture_profile)
         config = GatewayConfig(
             state=Path(args.state),
             ca_dir=Path(args.ca),
@@ -71,10 +72,11 @@ def cmd_gateway_serve(args: argparse.Namespace) -> int:
             cert=Path(args.cert) if args.cert else None,
             key=Path(args.key) if args.key else None,
             posture_max_age_seconds=args.posture_max_age,
+            thresholds=thresholds,
             pdp_timeout=args.pdp_timeout,
             grace=args.grace,
         )
-    except ValueError as exc:
+    except (ValueError, TypeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
@@ -84,6 +86,18 @@ def cmd_gateway_serve(args: argparse.Namespace) -> int:
         print(f"error: {exc.message}", file=sys.stderr)
         return EXIT_FAIL
     return EXIT_OK
+
+
+def _posture_profile(path: str | None) -> Any:
+    """Compliance thresholds from a JSON file (fields of ComplianceThresholds), or defaults."""
+    from gateway.posture import ComplianceThresholds
+
+    if path is None:
+        return ComplianceThresholds()
+    doc = json.loads(Path(path).read_text())
+    if not isinstance(doc, dict):
+        raise ValueError(f"posture profile {path} must be a JSON object")
+    return ComplianceThresholds(**doc)
 
 
 def cmd_gateway_bootstrap(args: argparse.Namespace) -> int:
@@ -292,6 +306,11 @@ def add_gateway_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--key", help="serving certificate's private key")
     p.add_argument(
         "--posture-max-age", type=_seconds, default=600.0, help="seconds a report stays fresh"
+    )
+    p.add_argument(
+        "--posture-profile",
+        help="JSON file of compliance thresholds (max_days_since_update, "
+        "require_disk_encryption, require_firewall, min_kernel, require_screen_lock)",
     )
     p.add_argument("--pdp-timeout", type=_seconds, default=1.0, help="seconds per PDP attempt")
     p.add_argument("--grace", type=float, default=5.0, help="seconds in-flight calls get")

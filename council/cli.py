@@ -13,6 +13,8 @@ from council import opa_tool
 from council.bundle_cmd import add_sign_parser, add_verify_parser
 from council.ca_cmd import add_ca_parser
 from council.decisions_cmd import add_decisions_parser
+from council.enclave_cmd import add_enclave_parser
+from council.exec_cmd import add_connector_parsers, add_exec_parser
 from council.gateway_cmd import add_gateway_parser
 from council.posture_cmd import add_agent_parser
 from council.sidecar_webhook_cmd import add_webhook_sidecar_parser
@@ -262,11 +264,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_agent_parser(sub)
     add_ca_parser(sub)
     add_gateway_parser(sub)
+    add_enclave_parser(sub)
 
     sidecar = sub.add_parser("sidecar", help="enforcement-point sidecars").add_subparsers(
         dest="sidecar_cmd", required=True
     )
     add_webhook_sidecar_parser(sidecar)
+    add_connector_parsers(sidecar)
+    add_exec_parser(sub)
 
     pdp_cmd = sub.add_parser("pdp", help="the policy decision point").add_subparsers(
         dest="pdp_cmd", required=True

@@ -210,4 +210,3 @@ class BundleLoader:
     def close(self) -> None:
         """Stop the engine's epoch ticker."""
         self.engine.close()
-

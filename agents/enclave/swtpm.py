@@ -289,10 +289,21 @@ class Swtpm:
         self._terminate()
 
     def _terminate(self) -> None:
-        process, self._process = self._process, None
-        if process is None:
+        if self._process is None:
             return
+        tcti = self.tcti
+        process, self._process = self._process, None
         if process.poll() is None:
+            # An orderly TPM2_Shutdown first: without it every stop counts as a disorderly
+            # shutdown, which the TPM's dictionary-attack protection treats as a failed
+            # authorization, locking keys out after a few restarts.
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                subprocess.run(
+                    ["tpm2_shutdown", "-T", tcti],
+                    capture_output=True,
+                    timeout=self.config.stop_grace,
+                    check=False,
+                )
             process.send_signal(signal.SIGTERM)
             try:
                 process.wait(self.config.stop_grace)

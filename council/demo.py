@@ -185,6 +185,20 @@ def step_policy_decisions(stack: Stack, say: Callable[[str], None]) -> None:
     say(f"AuthZEN: Rick deletes a todo he owns -> decision={answer['decision']}")
 
 
+def step_secure_compute(stack: Stack, say: Callable[[str], None]) -> None:
+    """Demo step 1 (see :mod:`council.demo_secure_compute`)."""
+    from council.demo_secure_compute import run_secure_compute
+
+    run_secure_compute(stack.workdir / "step1", stack.pdp_grpc, say)
+
+
+def step_zero_trust(stack: Stack, say: Callable[[str], None]) -> None:
+    """Demo step 4 (see :mod:`council.demo_zero_trust`)."""
+    from council.demo_zero_trust import run_zero_trust
+
+    run_zero_trust(stack.workdir / "step4", stack.pdp_grpc, stack.processes, say)
+
+
 def step_decision_log(stack: Stack, say: Callable[[str], None]) -> None:
     """Every decision is in the hash-chained log, which verifies."""
     from pdp.decision_log import verify
@@ -214,8 +228,7 @@ def steps() -> list[Step]:
         Step("PDP: decisions with the policy's reasons (gRPC, AuthZEN)", step_policy_decisions),
         Step(
             "1. secure-compute dataset runs an attested enclave job with signed outputs",
-            None,
-            "capability 1 (secure compute) is not built yet",
+            step_secure_compute,
         ),
         Step(
             "2. feedback -> retrain proposal -> approval -> retrain",
@@ -229,8 +242,7 @@ def steps() -> list[Step]:
         ),
         Step(
             "4. admin session with short-lived token + posture; webhook denied by the PEP",
-            None,
-            "capability 4 (zero trust v2) is being built",
+            step_zero_trust,
         ),
         Step(
             "5. cold tier, rot repair, PII minimization",

@@ -696,16 +696,6 @@ def test_http_health_status_and_problem_json(env: Env) -> None:
 
 # --- the commands -------------------------------------------------------------------------
 
-SERVE_SHIM = (
-    "import argparse, sys\n"
-    "from council.gateway_cmd import add_gateway_parser\n"
-    "parser = argparse.ArgumentParser(prog='council')\n"
-    "add_gateway_parser(parser.add_subparsers(dest='command', required=True))\n"
-    "args = parser.parse_args(sys.argv[1:])\n"
-    "sys.exit(args.func(args))\n"
-)
-
-
 def run_cli(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="council")
     add_gateway_parser(parser.add_subparsers(dest="command", required=True))
@@ -724,7 +714,7 @@ def test_gateway_serve_subprocess_with_admin_commands_and_sigterm(
     assert f"enrolled {OPS} in tenant council" in capsys.readouterr().out
     log = (tmp_path / "gateway.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-c", SERVE_SHIM, "gateway", "serve", "--grpc", "127.0.0.1:0",
+        [sys.executable, "-m", "council", "gateway", "serve", "--grpc", "127.0.0.1:0",
          "--http", "127.0.0.1:0", "--state", str(state), "--ca", str(ca_dir),
          "--pdp", pdp_target, "--trust-domain", TD],
         cwd=PROJECT_ROOT,

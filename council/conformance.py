@@ -590,7 +590,9 @@ def run_conformance(
         def one(case: Case) -> CaseResult:
             return evaluator.run(case, builder.build(case))
 
-        with ThreadPoolExecutor(max_workers=workers or max(2, (os.cpu_count() or 2))) as pool:
+        # One more worker than CPUs: each case spends part of its time waiting on an opa
+        # subprocess, which the extra worker fills with compilation.
+        with ThreadPoolExecutor(max_workers=workers or (os.cpu_count() or 2) + 1) as pool:
             for result in pool.map(one, cases):
                 report.results.append(result)
                 if progress:

@@ -42,21 +42,9 @@ from council.opa_tool import find_opa  # noqa: E402
 from council.policy_build import build_bundle  # noqa: E402
 from proto.council.v1 import decisions_pb2, decisions_pb2_grpc  # noqa: E402
 
-ENTRYPOINT = "envoy/authz/decision"
-INPUT = {
-    "attributes": {
-        "request": {
-            "http": {
-                "method": "GET",
-                "path": "/api/datasets/42",
-                "headers": {
-                    "authorization": "Bearer tok-analytics-1",
-                    "accept": "application/json",
-                },
-            }
-        }
-    }
-}
+# The per-request check services make most: role-based access (rego/examples/rbac).
+ENTRYPOINT = "examples/rbac/decision"
+INPUT = {"user": "bob", "action": "write", "type": "dataset"}
 INPUT_JSON = json.dumps(INPUT).encode()
 
 BARE_SERVER = """

@@ -99,6 +99,7 @@ class PDPServer:
         self._runner: web.AppRunner | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._log: DecisionLog | None = None
+        self._mask_instance: tuple[Any, Any] | None = None
 
     # --- start-up -------------------------------------------------------------------
 
@@ -122,12 +123,22 @@ class PDPServer:
         self._watcher = asyncio.create_task(self._watch(), name="council-bundle-watch")
 
     def _mask(self, request: DecisionRequest, _decision: Any) -> list[str]:
-        """JSON pointers the policy's ``system.log.mask`` rule names for this input."""
+        """JSON pointers the policy's ``system.log.mask`` rule names for this input.
+
+        Runs on the decision log's writer thread, on an instance of its own per revision:
+        borrowing pooled instances would make logging wait behind (and slow) requests. The
+        input was validated when the decision was made.
+        """
         assert self.service is not None
         policy = self.service.policy
         if MASK_ENTRYPOINT not in policy.entrypoints:
             return []
-        result = policy.evaluate_raw(MASK_ENTRYPOINT, request.input_json)
+        if self._mask_instance is None or self._mask_instance[0] is not policy:
+            self._mask_instance = (policy, policy.pool.dedicated())
+        instance = self._mask_instance[1]
+        result = instance.evaluate(policy.module.entrypoint_id(MASK_ENTRYPOINT), request.input_json)
+        if instance.broken:
+            self._mask_instance = None
         if not result:
             return []
         paths = result[0]["result"]

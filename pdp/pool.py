@@ -111,6 +111,19 @@ class InstancePool:
         finally:
             self._release(inst)
 
+    def dedicated(self) -> PolicyInstance:
+        """A new instance outside the pool, loaded with the current data document.
+
+        For a single long-lived user on its own thread (the decision log's masking), which
+        would otherwise compete with requests for pooled instances. The caller owns it; it
+        does not follow later :meth:`set_data` calls.
+        """
+        with self._cond:
+            generation, data_json = self._generation, self._data_json
+        inst = self.module.new_instance()
+        inst.load_data(data_json, generation)
+        return inst
+
     @property
     def live(self) -> int:
         """Instances currently alive (idle or checked out)."""

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shlex
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -60,13 +59,10 @@ def _upstream(args: argparse.Namespace) -> Any:
 
 
 async def _serve(config: Any) -> int:
+    from gateway.lifecycle import wait_for_stop_signal
     from pep_sidecars.webhook import UpstreamError, WebhookPEP
 
     pep = WebhookPEP(config)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
         await pep.start()
     except (UpstreamError, OSError) as exc:
@@ -75,7 +71,7 @@ async def _serve(config: Any) -> int:
         return EXIT_FAIL
     print(pep.banner(), flush=True)
     try:
-        await stop.wait()
+        await wait_for_stop_signal()
     finally:
         await pep.close()
     return EXIT_OK

@@ -61,6 +61,7 @@ from gateway.ca import (
     certificate_identity,
     trust_domain_of,
 )
+from gateway.lifecycle import serve_until_signalled
 from gateway.mtls import RevocationInterceptor, RevocationList, server_credentials
 from gateway.posture import ComplianceThresholds, PostureConfig, PostureIntake
 from gateway.posture_servicer import SERVICE_NAME as POSTURE_SERVICE
@@ -521,19 +522,4 @@ async def _status(request: web.Request) -> web.Response:
 
 async def serve_forever(config: GatewayConfig, ready: asyncio.Event | None = None) -> None:
     """Run a gateway until cancelled or SIGINT/SIGTERM, printing the banner once bound."""
-    import signal
-
-    server = GatewayServer(config)
-    await server.start()
-    print(server.banner(), flush=True)
-    if ready is not None:
-        ready.set()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await server.stop()
+    await serve_until_signalled(GatewayServer(config), ready)

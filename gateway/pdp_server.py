@@ -27,6 +27,7 @@ from gateway.authzen import add_authzen_routes
 from gateway.coalescing import CoalescingEvaluator
 from gateway.decisions_servicer import DecisionsServicer
 from gateway.envoy_servicer import AuthorizationServicer
+from gateway.lifecycle import serve_until_signalled
 from gateway.problem import problem_middleware
 from pdp.bundle_signing import VerificationKeys
 from pdp.bundle_source import BundleLoader, open_source
@@ -281,19 +282,4 @@ class PDPServer:
 
 async def serve_forever(config: PDPServerConfig, ready: asyncio.Event | None = None) -> None:
     """Run a PDP until cancelled or SIGINT/SIGTERM, printing the banner once bound."""
-    import signal
-
-    server = PDPServer(config)
-    await server.start()
-    print(server.banner(), flush=True)
-    if ready is not None:
-        ready.set()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await server.stop()
+    await serve_until_signalled(PDPServer(config), ready)

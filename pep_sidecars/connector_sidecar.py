@@ -27,10 +27,8 @@ connectors, the PDP client, the usage reporter and the gateway channel, then bin
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import signal
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -41,6 +39,7 @@ from typing import Any
 import grpc
 from aiohttp import web
 
+from gateway.lifecycle import wait_for_stop_signal
 from gateway.problem import problem_middleware, problem_response
 from pep_sidecars.cli_pep import (
     DEFAULT_ISSUER,
@@ -386,14 +385,7 @@ async def serve_connector(config: ConnectorSidecarConfig) -> None:
     """Run the sidecar until SIGINT or SIGTERM."""
     sidecar = ConnectorSidecar(config)
     await sidecar.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
     try:
-        await stop.wait()
+        await wait_for_stop_signal()
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(Exception):
-                loop.remove_signal_handler(signum)
         await sidecar.close()

@@ -161,6 +161,10 @@ def canonical(value: Any) -> bytes:
     return _ENCODER.encode(value).encode("ascii")
 
 
+# The canonical object with a slot per hashed column, keys already in sorted order.
+_HASH_TEMPLATE = "{" + ",".join(f'"{key}":%s' for key in _SORTED_HASHED_COLUMNS) + "}"
+
+
 def row_hash(row: dict[str, Any]) -> str:
     """The chain hash of a ``decisions`` row (its ``hash`` column, if present, is ignored).
 
@@ -168,19 +172,16 @@ def row_hash(row: dict[str, Any]) -> str:
     from the C string escaper: the columns are strings, integers and nulls, and a generic
     encode of the object costs several times as much on the writer's critical path.
     """
-    parts = []
-    for key in _SORTED_HASHED_COLUMNS:
-        value = row[key]
-        if isinstance(value, str):
-            encoded = _encode_str(value)
-        elif value is None:
-            encoded = "null"
-        elif type(value) is int:
-            encoded = str(value)
-        else:
-            encoded = _canonical_text(value)
-        parts.append(f'"{key}":{encoded}')
-    text = "{" + ",".join(parts) + "}"
+    text = _HASH_TEMPLATE % tuple(
+        _encode_str(v)
+        if type(v) is str
+        else "null"
+        if v is None
+        else str(v)
+        if type(v) is int
+        else _canonical_text(v)
+        for v in [row[key] for key in _SORTED_HASHED_COLUMNS]
+    )
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 

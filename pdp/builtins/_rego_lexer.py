@@ -18,7 +18,6 @@ __all__ = [
     "TOKEN_NAMES",
     "Position",
     "Scanner",
-    "go_string",
     "is_letter",
 ]
 
@@ -190,23 +189,6 @@ _STRING_RUN = re.compile(rb'[^"\\\n\x00\x80-\xff]*')
 _RAW_STRING_RUN = re.compile(rb"[^`\n\x00\x80-\xff]*")
 _COMMENT_RUN = re.compile(rb"[^\n\x00\x80-\xff]*")
 _IDENT_RUN = re.compile(rb"[A-Za-z0-9_]+")
-
-
-def go_string(data: bytes) -> str:
-    """Decode bytes as Go does when it prints or JSON-encodes a string: each byte of an
-    invalid UTF-8 sequence becomes U+FFFD."""
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    out: list[str] = []
-    i = 0
-    n = len(data)
-    while i < n:
-        rune, width = decode_rune(data, i)
-        out.append(chr(rune))
-        i += width
-    return "".join(out)
 
 
 def decode_rune(data: bytes, i: int) -> tuple[int, int]:

@@ -22,7 +22,8 @@ from functools import cmp_to_key
 from typing import Any
 
 from pdp.builtins import _rego_lexer as lx
-from pdp.builtins._rego_lexer import TOKEN_NAMES, Scanner, go_string
+from pdp.builtins._golang import go_quote, go_string
+from pdp.builtins._rego_lexer import TOKEN_NAMES, Scanner
 
 __all__ = ["MarshalError", "ParseError", "ParseErrors", "parse_module"]
 
@@ -578,38 +579,6 @@ def _expr_text(expr: Expr) -> str:
     if expr.negated:
         text = "not " + text
     return text
-
-
-_GO_ESCAPES = {
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\v": "\\v",
-}
-
-
-def go_quote(s: str) -> str:
-    """Go's ``strconv.Quote``."""
-    out = ['"']
-    for ch in s:
-        o = ord(ch)
-        if ch in {'"', "\\"}:
-            out.append("\\" + ch)
-        elif ch.isprintable() and not 0xD800 <= o <= 0xDFFF:
-            out.append(ch)
-        elif ch in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[ch])
-        elif o < 0x20 or o == 0x7F:
-            out.append(f"\\x{o:02x}")
-        elif o < 0x10000:
-            out.append(f"\\u{o:04x}")
-        else:
-            out.append(f"\\U{o:08x}")
-    out.append('"')
-    return "".join(out)
 
 
 def _ref_string(terms: list[Term]) -> str:

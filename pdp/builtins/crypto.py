@@ -2,7 +2,7 @@
 
 OPA answers these builtins with Go's standard library and returns Go structs marshalled to
 JSON, so besides the builtins this module reproduces the parts of Go that decide results and
-messages: ``encoding/base64``'s strict decoder, ``encoding/pem``'s block scanner,
+messages (base64 and PEM decoding are :mod:`pdp.builtins._goencoding`'s):
 ``encoding/asn1``'s reflection-driven DER decoder (for the structures ``crypto/x509`` reads with
 it), ``crypto/x509``'s private-key parsers, the JSON form of Go's key structs, and the JWK form
 produced by ``lestrrat-go/jwx``. :mod:`pdp.builtins.x509` builds on these.
@@ -14,18 +14,17 @@ Public helpers for other builtin families: :func:`private_key_to_jwk`,
 from __future__ import annotations
 
 import base64
-import binascii
-import codecs
 import contextlib
 import hashlib
 import hmac
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, x25519
 
+from pdp.builtins._goencoding import go_base64_decode, pem_decode
+from pdp.builtins._golang import GoError, go_quote_bytes, go_string
 from pdp.builtins.base import BuiltinError, BuiltinSpec, EvalContext, string_arg
 
 __all__ = [
@@ -47,10 +46,8 @@ __all__ = [
     "Curve",
     "ECPrivateKey",
     "Ed25519PrivateKey",
-    "GoError",
     "GoTime",
     "Params",
-    "PemBlock",
     "PrivateKey",
     "RSAPrivateKey",
     "RawValue",
@@ -58,15 +55,11 @@ __all__ = [
     "asn1_parses",
     "asn1_unmarshal",
     "b64",
-    "go_base64_decode",
-    "go_quote",
-    "go_string",
     "parse_ec_private_key",
     "parse_go_time",
     "parse_pkcs1_private_key",
     "parse_pkcs8_private_key",
     "parse_private_key_der",
-    "pem_decode",
     "private_key_go_value",
     "private_key_to_jwk",
     "private_keys_from_pem",
@@ -75,237 +68,12 @@ __all__ = [
 ]
 
 
-class GoError(Exception):
-    """An error value as a Go function would return it; ``str()`` is Go's ``Error()`` text."""
-
-
-# --- Go text and byte conventions ---------------------------------------------------------
-
-
-def _replace_each_byte(err: UnicodeError) -> tuple[str, int]:
-    # Go's JSON encoder replaces every byte of an invalid UTF-8 sequence on its own.
-    assert isinstance(err, UnicodeDecodeError)
-    return "\ufffd", err.start + 1
-
-
-codecs.register_error("council-go-utf8", _replace_each_byte)
-
-
-def go_string(data: bytes) -> str:
-    """A Go string of raw bytes as ``encoding/json`` writes it (bad UTF-8 bytes → U+FFFD)."""
-    return data.decode("utf-8", "council-go-utf8")
+# --- Go conventions ------------------------------------------------------------------------
 
 
 def b64(data: bytes) -> str:
     """A Go ``[]byte`` as ``encoding/json`` writes it: standard base64 with padding."""
     return base64.b64encode(data).decode("ascii")
-
-
-_QUOTE_ESCAPES = {
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\v": "\\v",
-    '"': '\\"',
-    "\\": "\\\\",
-}
-
-
-def go_quote(data: str | bytes) -> str:
-    """Go's ``strconv.Quote`` (the ``%q`` verb) for a string given as text or raw bytes."""
-    raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
-    out = ['"']
-    i = 0
-    while i < len(raw):
-        ch, width = _decode_rune(raw, i)
-        if ch is None:
-            out.append(f"\\x{raw[i]:02x}")
-        elif ch in _QUOTE_ESCAPES:
-            out.append(_QUOTE_ESCAPES[ch])
-        elif ch.isprintable():
-            out.append(ch)
-        elif ord(ch) < 0x80:
-            out.append(f"\\x{ord(ch):02x}")
-        elif ord(ch) < 0x10000:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(f"\\U{ord(ch):08x}")
-        i += width
-    out.append('"')
-    return "".join(out)
-
-
-def _decode_rune(raw: bytes, i: int) -> tuple[str | None, int]:
-    lead = raw[i]
-    if lead < 0x80:
-        return chr(lead), 1
-    width = 2 if 0xC2 <= lead <= 0xDF else 3 if 0xE0 <= lead <= 0xEF else 4
-    if lead > 0xF4 or lead < 0xC2:
-        return None, 1
-    try:
-        return raw[i : i + width].decode("utf-8"), width
-    except UnicodeDecodeError:
-        return None, 1
-
-
-# --- encoding/base64 and encoding/pem -----------------------------------------------------
-
-_B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-_B64_VALUES = {c: i for i, c in enumerate(_B64_ALPHABET)}
-
-
-def _corrupt(offset: int) -> GoError:
-    return GoError(f"illegal base64 data at input byte {offset}")
-
-
-_B64_CLEAN = re.compile(rb"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
-
-
-def go_base64_decode(data: str | bytes) -> bytes:
-    """``base64.StdEncoding.DecodeString``: padding required, CR/LF skipped, Go's error text."""
-    src = data.encode("utf-8") if isinstance(data, str) else data
-    clean = src.replace(b"\n", b"").replace(b"\r", b"")
-    if _B64_CLEAN.fullmatch(clean):
-        # Well-formed input decodes the same in C; the loop below is for Go's error offsets.
-        return binascii.a2b_base64(clean)
-    out = bytearray()
-    si = 0
-    n = len(src)
-    while True:
-        quantum: list[int] = []
-        j = 0
-        while j < 4:
-            if si == n:
-                if j == 0:
-                    return bytes(out)
-                raise _corrupt(si - j)
-            c = src[si]
-            si += 1
-            if c in _B64_VALUES:
-                quantum.append(_B64_VALUES[c])
-                j += 1
-                continue
-            if c in (0x0A, 0x0D):
-                continue
-            if c != 0x3D:
-                raise _corrupt(si - 1)
-            if j < 2:
-                raise _corrupt(si - 1)
-            if j == 2:
-                while si < n and src[si] in (0x0A, 0x0D):
-                    si += 1
-                if si == n:
-                    raise _corrupt(n)
-                if src[si] != 0x3D:
-                    raise _corrupt(si - 1)
-                si += 1
-            while si < n and src[si] in (0x0A, 0x0D):
-                si += 1
-            if si < n:
-                raise _corrupt(si)
-            _emit_quantum(out, quantum)
-            return bytes(out)
-        _emit_quantum(out, quantum)
-
-
-def _emit_quantum(out: bytearray, quantum: list[int]) -> None:
-    val = 0
-    for q in quantum:
-        val = val << 6 | q
-    val <<= 6 * (4 - len(quantum))
-    out.extend(val.to_bytes(3, "big")[: len(quantum) - 1])
-
-
-@dataclass
-class PemBlock:
-    """A decoded PEM block (``pem.Block``)."""
-
-    type: str
-    headers: dict[str, str]
-    bytes: bytes
-
-
-def _get_line(data: bytes) -> tuple[bytes, bytes, int]:
-    i = data.find(b"\n")
-    if i < 0:
-        i = j = len(data)
-    else:
-        j = i + 1
-        if i > 0 and data[i - 1] == 0x0D:
-            i -= 1
-    return data[:i].rstrip(b" \t"), data[j:], j
-
-
-def _pem_base64(data: bytes) -> bytes | None:
-    try:
-        return go_base64_decode(data.replace(b" ", b"").replace(b"\t", b""))
-    except GoError:
-        return None
-
-
-def pem_decode(data: bytes) -> tuple[PemBlock | None, bytes]:
-    """``pem.Decode``: the first well-formed block in ``data`` and the input after it.
-
-    Returns ``(None, data)`` when there is none. Malformed candidates are skipped, as Go does.
-    """
-    rest = data
-    end_trailer_index = 0
-    while True:
-        if end_trailer_index < 0 or end_trailer_index > len(rest):
-            return None, data
-        rest = rest[end_trailer_index:]
-        end_index = rest.find(b"\n-----END ")
-        if end_index < 0:
-            return None, data
-        end_trailer_index = end_index + len(b"\n-----END ")
-        begin_index = rest.rfind(b"-----BEGIN ", 0, end_index)
-        if begin_index < 0 or (begin_index > 0 and rest[begin_index - 1] != 0x0A):
-            continue
-        skip = begin_index + len(b"-----BEGIN ")
-        rest = rest[skip:]
-        end_index -= skip
-        end_trailer_index -= skip
-        type_line, rest, consumed = _get_line(rest)
-        end_index -= consumed
-        end_trailer_index -= consumed
-        if not type_line.endswith(b"-----"):
-            continue
-        type_line = type_line[: -len(b"-----")]
-        headers: dict[str, str] = {}
-        while True:
-            if not rest:
-                return None, data
-            line, nxt, consumed = _get_line(rest)
-            key, colon, val = line.partition(b":")
-            if not colon:
-                break
-            headers[go_string(key.strip())] = go_string(val.strip())
-            rest = nxt
-            end_index -= consumed
-            end_trailer_index -= consumed
-        if headers and end_index < 0:
-            continue
-        end_trailer = rest[end_trailer_index:]
-        trailer_len = len(type_line) + len(b"-----")
-        if len(end_trailer) < trailer_len:
-            continue
-        rest_of_end_line = end_trailer[trailer_len:]
-        end_trailer = end_trailer[:trailer_len]
-        if not end_trailer.startswith(type_line) or not end_trailer.endswith(b"-----"):
-            continue
-        if _get_line(rest_of_end_line)[0]:
-            continue
-        body = b""
-        if end_index > 0:
-            decoded = _pem_base64(rest[:end_index])
-            if decoded is None:
-                continue
-            body = decoded
-        _, after, _ = _get_line(rest[end_index + len(b"\n-----END ") - 1 :])
-        return PemBlock(go_string(type_line), headers, body), after
 
 
 # --- time.Time for ASN.1 times ------------------------------------------------------------
@@ -676,7 +444,7 @@ def _parse_asn1_time(tag: int, inner: bytes) -> GoTime:
     else:
         parsed = parse_go_time(inner, 4)
     if parsed is None:
-        raise GoError(f"parsing time {go_quote(inner)}: invalid time")
+        raise GoError(f"parsing time {go_quote_bytes(inner)}: invalid time")
     return parsed
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from pdp.builtins._golang import go_quote
 from pdp.builtins.base import (
     UNDEFINED,
     BuiltinError,
@@ -31,7 +32,7 @@ from pdp.builtins.base import (
     operand_type_error,
     string_arg,
 )
-from pdp.builtins.regex import GoRegexpError, compile_go_regexp, go_quote
+from pdp.builtins.regex import GoRegexpError, compile_go_regexp
 from pdp.values import RegoSet, freeze, rego_equal, sorted_values, type_name
 
 __all__ = ["BUILTINS", "go_json_dumps", "rego_text"]

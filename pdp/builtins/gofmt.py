@@ -24,11 +24,12 @@ from collections.abc import Sequence
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Any
 
+from pdp.builtins._golang import go_is_print, go_quote
+
 __all__ = [
     "GoInt",
     "GoUint8",
     "JSONNumber",
-    "go_quote",
     "go_type_name",
     "sprint",
     "sprintf",
@@ -91,48 +92,6 @@ def _is_big(value: Any) -> bool:
 
 
 # --- strconv ---------------------------------------------------------------------------
-
-_SIMPLE_ESCAPES = {
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\v": "\\v",
-}
-
-
-def _is_print(ch: str) -> bool:
-    # Go's IsPrint: letters, marks, numbers, punctuation, symbols and the ASCII space;
-    # Python's isprintable() draws the same line (Unicode 14 tables rather than Go's 15).
-    return ch.isprintable()
-
-
-def go_quote(s: str, quote: str = '"', *, ascii_only: bool = False) -> str:
-    """``strconv.Quote`` (or ``QuoteToASCII``; ``QuoteRune`` with ``quote="'"``)."""
-    out = [quote]
-    for ch in s:
-        if ch in (quote, "\\"):
-            out.append("\\" + ch)
-            continue
-        r = ord(ch)
-        if (r < 0x80 or not ascii_only) and _is_print(ch):
-            out.append(ch)
-            continue
-        esc = _SIMPLE_ESCAPES.get(ch)
-        if esc is not None:
-            out.append(esc)
-        elif r < 0x20 or r == 0x7F:
-            out.append(f"\\x{r:02x}")
-        elif 0xD800 <= r <= 0xDFFF:
-            out.append("\\ufffd")
-        elif r < 0x10000:
-            out.append(f"\\u{r:04x}")
-        else:
-            out.append(f"\\U{r:08x}")
-    out.append(quote)
-    return "".join(out)
 
 
 def _can_backquote(s: str) -> bool:
@@ -407,7 +366,7 @@ class _Printer:
     def fmt_unicode(self, u: int) -> None:
         prec = self.prec if self.prec_present and self.prec > 4 else 4
         s = "U+" + format(u, "X").rjust(prec, "0")
-        if self.sharp and u <= _MAX_RUNE and _is_print(chr(u)):
+        if self.sharp and u <= _MAX_RUNE and go_is_print(chr(u)):
             s += " '" + chr(u) + "'"
         self.pad_unzeroed(s)
 

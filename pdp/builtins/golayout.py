@@ -42,7 +42,6 @@ __all__ = [
     "local_zone",
     "parse",
     "parse_duration",
-    "strconv_quote",
 ]
 
 RFC3339 = "2006-01-02T15:04:05Z07:00"
@@ -118,41 +117,6 @@ def go_quote(raw: bytes) -> str:
             out.append("\\" + chr(b))
         else:
             out.append(chr(b))
-    out.append('"')
-    return "".join(out)
-
-
-_SIMPLE_ESCAPES = {
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\v": "\\v",
-}
-
-
-def strconv_quote(text: str) -> str:
-    """Quote like Go's ``strconv.Quote`` (``%q``): printable runes stay, others are escaped."""
-    out = ['"']
-    for ch in text:
-        o = ord(ch)
-        if ch in ('"', "\\"):
-            out.append("\\" + ch)
-        elif ch.isprintable():
-            # Python's printable set (L, M, N, P, S and the ASCII space) is Go's IsPrint.
-            out.append(ch)
-        elif ch in _SIMPLE_ESCAPES:
-            out.append(_SIMPLE_ESCAPES[ch])
-        elif o < 0x20 or o == 0x7F:
-            out.append(f"\\x{o:02x}")
-        elif 0xD800 <= o <= 0xDFFF:
-            out.append("\\ufffd")
-        elif o < 0x10000:
-            out.append(f"\\u{o:04x}")
-        else:
-            out.append(f"\\U{o:08x}")
     out.append('"')
     return "".join(out)
 

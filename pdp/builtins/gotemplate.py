@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote_plus
 
+from pdp.builtins._golang import go_quote
 from pdp.builtins.gofmt import (
     GoInt,
     GoUint8,
     JSONNumber,
-    go_quote,
     go_type_name,
     sprint,
     sprintf,

@@ -21,6 +21,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from pdp.builtins._golang import go_quote
 from pdp.builtins.base import (
     BuiltinError,
     BuiltinSpec,
@@ -51,7 +52,6 @@ from pdp.builtins.graphql_ast import (
     VariableDefinition,
     VariableKind,
     from_value,
-    go_quote,
     go_uint,
     parse_query,
     parse_schema,

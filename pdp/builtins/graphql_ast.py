@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar, NamedTuple, TypeVar
 
+from pdp.builtins._golang import go_quote
 from pdp.values import to_json_compatible
 
 __all__ = [
@@ -49,7 +50,6 @@ __all__ = [
     "VariableDefinition",
     "VariableKind",
     "from_value",
-    "go_quote",
     "go_uint",
     "parse_query",
     "parse_schema",
@@ -110,35 +110,6 @@ class DecodeError(Exception):
 
 class MalformedAST(Exception):
     """An AST object gqlparser would dereference nil on (OPA itself panics)."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Go string quoting (strconv.Quote), used in gqlparser's token descriptions.
-
-_GO_ESCAPES = {7: "\\a", 8: "\\b", 12: "\\f", 10: "\\n", 13: "\\r", 9: "\\t", 11: "\\v"}
-
-
-def go_quote(text: str) -> str:
-    """Quote ``text`` the way Go's ``strconv.Quote`` does."""
-    out = ['"']
-    for ch in text:
-        cp = ord(ch)
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif cp in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[cp])
-        elif 0xD800 <= cp <= 0xDFFF:
-            out.append("\\ufffd")
-        elif ch.isprintable():
-            out.append(ch)
-        elif cp < 0x80:
-            out.append(f"\\x{cp:02x}")
-        elif cp < 0x10000:
-            out.append(f"\\u{cp:04x}")
-        else:
-            out.append(f"\\U{cp:08x}")
-    out.append('"')
-    return "".join(out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,6 +265,9 @@ class Value(Node):
         raise MalformedAST(f"unknown value kind {k}")
 
 
+_GRAPHQL_ESCAPES = {8: "\\b", 9: "\\t", 10: "\\n", 12: "\\f", 13: "\\r"}
+
+
 def _graphql_quote(text: str) -> str:
     out = ['"']
     for ch in text:
@@ -303,7 +277,7 @@ def _graphql_quote(text: str) -> str:
         elif ch == "\\":
             out.append("\\\\")
         elif cp in (8, 9, 10, 12, 13):
-            out.append(_GO_ESCAPES[cp])
+            out.append(_GRAPHQL_ESCAPES[cp])
         elif cp < 0x20 or 0x7F <= cp <= 0x9F:
             out.append(f"\\u{cp:04X}")
         else:

@@ -48,6 +48,7 @@ from typing import Any
 
 import yaml
 
+from pdp.builtins._golang import go_quote
 from pdp.builtins.base import (
     BuiltinError,
     BuiltinSpec,
@@ -55,7 +56,7 @@ from pdp.builtins.base import (
     OperandError,
     object_arg,
 )
-from pdp.builtins.gofmt import JSONNumber, go_quote
+from pdp.builtins.gofmt import JSONNumber
 from pdp.builtins.gofmt import sprintf as go_sprintf
 from pdp.builtins.net import parse_addr
 from pdp.builtins.runtime import rego_string

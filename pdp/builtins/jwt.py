@@ -4,12 +4,12 @@ OPA implements these in ``v1/topdown/tokens.go`` on top of Go's standard library
 lestrrat-go/jwx v3. Much of their observable behaviour, including error text, comes from
 those Go libraries, so this module reproduces the relevant parts of them:
 
-* base64 decoding as Go's ``encoding/base64`` does it (``illegal base64 data at input byte N``),
-  with OPA's own padding repair for base64url;
+* OPA's own padding repair for base64url (the base64 and ``encoding/pem`` decoders are
+  :mod:`pdp.builtins._goencoding`'s);
 * JSON decoding as OPA's ``util.UnmarshalJSON`` does it (a ``json.Decoder`` followed by a
   ``Token`` call), including Go's syntax-error messages;
 * the ``fastjson`` parser jwx uses to read the ``alg``/``typ`` headers of a token to sign;
-* ``encoding/pem`` block decoding, Go's ``json.Marshal`` output (sorted keys, HTML-safe);
+* Go's ``json.Marshal`` output (sorted keys, HTML-safe);
 * JWK (set) parsing, key export, signing and verification as jwx does them.
 
 Cryptography is done with ``cryptography``. Signatures are deterministic where the
@@ -28,7 +28,6 @@ import hmac
 import json
 import math
 import re
-import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -39,6 +38,14 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils, x25519
 
+from pdp.builtins._goencoding import (
+    STD_ALPHABET,
+    URL_ALPHABET,
+    CorruptInputError,
+    go_base64_decode,
+    pem_decode,
+)
+from pdp.builtins._golang import go_bytes, go_quote_bytes, go_string
 from pdp.builtins.base import (
     BuiltinError,
     BuiltinSpec,
@@ -51,67 +58,7 @@ from pdp.values import RegoSet, encode, sort_key
 __all__ = ["BUILTINS"]
 
 
-# --- Go string helpers -------------------------------------------------------------------
-
-
-def _to_bytes(s: str) -> bytes:
-    """The bytes Go holds for a Rego string (lone surrogates become U+FFFD)."""
-    try:
-        return s.encode("utf-8")
-    except UnicodeEncodeError:
-        return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in s).encode()
-
-
-def _to_str(b: bytes) -> str:
-    """A Go byte string as Rego text: every byte of an invalid sequence becomes U+FFFD."""
-    try:
-        return b.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    parts: list[str] = []
-    pos = 0
-    while True:
-        try:
-            parts.append(b[pos:].decode("utf-8"))
-            return "".join(parts)
-        except UnicodeDecodeError as exc:
-            parts.append(b[pos : pos + exc.start].decode("utf-8"))
-            parts.append("\ufffd" * (exc.end - exc.start))
-            pos += exc.end
-
-
-_QUOTE_ESCAPES = {
-    0x07: "\\a",
-    0x08: "\\b",
-    0x0C: "\\f",
-    0x0A: "\\n",
-    0x0D: "\\r",
-    0x09: "\\t",
-    0x0B: "\\v",
-    0x22: '\\"',
-    0x5C: "\\\\",
-}
-
-
-def _go_quote(data: bytes) -> str:
-    """Go's ``strconv.Quote`` of a byte string (``%q`` in error messages)."""
-    out = ['"']
-    for ch in data.decode("utf-8", "surrogateescape"):
-        code = ord(ch)
-        if 0xDC80 <= code <= 0xDCFF:
-            out.append(f"\\x{code - 0xDC00:02x}")
-        elif code in _QUOTE_ESCAPES:
-            out.append(_QUOTE_ESCAPES[code])
-        elif (0x20 <= code < 0x7F) or (code >= 0x80 and unicodedata.category(ch)[0] in "LMNPS"):
-            out.append(ch)
-        elif code < 0x20 or code == 0x7F:
-            out.append(f"\\x{code:02x}")
-        elif code < 0x10000:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)
+# --- Go text -------------------------------------------------------------------------------
 
 
 def _quote_char(c: int) -> str:
@@ -120,73 +67,12 @@ def _quote_char(c: int) -> str:
         return "'\\''"
     if c == 0x22:
         return "'\"'"
-    return "'" + _go_quote(chr(c).encode())[1:-1] + "'"
+    return "'" + go_quote_bytes(chr(c).encode())[1:-1] + "'"
 
 
 # --- base64 --------------------------------------------------------------------------------
 
-_URL_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-_STD_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-_URL_MAP = {c: i for i, c in enumerate(_URL_ALPHABET)}
-_STD_MAP = {c: i for i, c in enumerate(_STD_ALPHABET)}
 _CLEAN_URL_B64 = re.compile(rb"[A-Za-z0-9_-]*={0,2}")
-
-
-def _corrupt(pos: int) -> BuiltinError:
-    return BuiltinError(f"illegal base64 data at input byte {pos}")
-
-
-def _go_b64decode(src: bytes, dmap: dict[int, int], *, padded: bool = True) -> bytes:
-    """Decode like Go's (non-strict) ``base64.Encoding.DecodeString``.
-
-    CR and LF are skipped anywhere; errors name the offending input byte as Go does.
-    """
-    out = bytearray()
-    n = len(src)
-    si = 0
-    while si < n:
-        dbuf = [0, 0, 0, 0]
-        dlen = 4
-        j = 0
-        trailing_garbage = -1
-        while j < 4:
-            if si == n:
-                if j == 0:
-                    return bytes(out)
-                if j == 1 or padded:
-                    raise _corrupt(si - j)
-                dlen = j
-                break
-            c = src[si]
-            si += 1
-            value = dmap.get(c)
-            if value is not None:
-                dbuf[j] = value
-                j += 1
-                continue
-            if c in (0x0A, 0x0D):
-                continue
-            if not padded or c != 0x3D or j < 2:
-                raise _corrupt(si - 1)
-            if j == 2:
-                while si < n and src[si] in (0x0A, 0x0D):
-                    si += 1
-                if si == n:
-                    raise _corrupt(n)
-                if src[si] != 0x3D:
-                    raise _corrupt(si - 1)
-                si += 1
-            while si < n and src[si] in (0x0A, 0x0D):
-                si += 1
-            if si < n:
-                trailing_garbage = si
-            dlen = j
-            break
-        val = dbuf[0] << 18 | dbuf[1] << 12 | dbuf[2] << 6 | dbuf[3]
-        out += val.to_bytes(3, "big")[: dlen - 1]
-        if trailing_garbage >= 0:
-            raise _corrupt(trailing_garbage)
-    return bytes(out)
 
 
 def _b64url_decode(data: bytes) -> bytes:
@@ -194,11 +80,14 @@ def _b64url_decode(data: bytes) -> bytes:
     if not data.endswith(b"="):
         rem = len(data) % 4
         if rem == 1:
-            raise BuiltinError(f"illegal base64url string: {_to_str(data)}")
+            raise BuiltinError(f"illegal base64url string: {go_string(data)}")
         data += b"=" * ((4 - rem) % 4)
     if len(data) % 4 == 0 and _CLEAN_URL_B64.fullmatch(data):
         return base64.urlsafe_b64decode(data)
-    return _go_b64decode(data, _URL_MAP)
+    try:
+        return go_base64_decode(data, URL_ALPHABET)
+    except CorruptInputError as exc:
+        raise BuiltinError(str(exc)) from None
 
 
 def _b64url_encode(data: bytes) -> bytes:
@@ -207,12 +96,12 @@ def _b64url_encode(data: bytes) -> bytes:
 
 def _jwx_b64decode(value: str) -> bytes | None:
     """jwx's lenient base64: the alphabet and padding are guessed; None when undecodable."""
-    src = _to_bytes(value)
+    src = go_bytes(value)
     url = not (b"+" in src or b"/" in src)
     padded = src.endswith(b"=")
     try:
-        return _go_b64decode(src, _URL_MAP if url else _STD_MAP, padded=padded)
-    except BuiltinError:
+        return go_base64_decode(src, URL_ALPHABET if url else STD_ALPHABET, padded=padded)
+    except CorruptInputError:
         return None
 
 
@@ -432,7 +321,7 @@ def _replace_surrogates(value: Any) -> Any:
 
 def _json_value(data: bytes) -> Any:
     """Decode an already-checked JSON text into Rego values the way Go decodes it."""
-    text = _to_str(data)
+    text = go_string(data)
     try:
         value = json.loads(text, parse_float=_parse_float)
     except RecursionError:
@@ -466,7 +355,7 @@ def _unmarshal_json(data: bytes) -> Any:
         # Go), text Python accepts as one value is exactly what Go accepts.
         try:
             return json.loads(
-                _to_str(data), parse_float=_parse_float, parse_constant=_reject_constant
+                go_string(data), parse_float=_parse_float, parse_constant=_reject_constant
             )
         except (ValueError, RecursionError):
             pass
@@ -669,7 +558,7 @@ class _FastJSON:
                     return _FJValue(word.decode()), i + len(word)
                 if c == 0x6E and b[i : i + 3].lower() == b"nan":
                     return _FJValue("number"), i + 3
-                raise _FastJSONError(f"unexpected value found: {_go_quote(b[i:])}", i)
+                raise _FastJSONError(f"unexpected value found: {go_quote_bytes(b[i:])}", i)
         try:
             return _FJValue("number"), self.number(i)
         except _FastJSONError as exc:
@@ -780,7 +669,7 @@ class _FastJSON:
             if j == i or (j == i + 1 and b[i] in b"-+"):
                 if b[j : j + 3].lower() in (b"inf", b"nan"):
                     return j + 3
-                raise _FastJSONError(f"unexpected char: {_go_quote(b[i : i + 1])}", i)
+                raise _FastJSONError(f"unexpected char: {go_quote_bytes(b[i : i + 1])}", i)
             return j
         return len(b)
 
@@ -796,11 +685,11 @@ def _fastjson_parse(data: bytes) -> _FJValue:
     try:
         value, end = parser.value(i, 0)
     except _FastJSONError as exc:
-        tail = _go_quote(_start_end(data[exc.pos :]))
+        tail = go_quote_bytes(_start_end(data[exc.pos :]))
         raise BuiltinError(f"cannot parse JSON: {exc.message}; unparsed tail: {tail}") from None
     end = parser.ws(end)
     if end < len(data):
-        raise BuiltinError(f"unexpected tail: {_go_quote(_start_end(data[end:]))}")
+        raise BuiltinError(f"unexpected tail: {go_quote_bytes(_start_end(data[end:]))}")
     return value
 
 
@@ -823,81 +712,7 @@ def _header_string(header: _FJValue | BuiltinError, key: str) -> str:
         raise BuiltinError(f'jwsbb: header "{key}" not found')
     if value.kind != "string":
         raise BuiltinError(f"value doesn't contain string; it contains {value.kind}")
-    return _to_str(_fj_unescape(value.raw))
-
-
-# --- PEM -----------------------------------------------------------------------------------
-
-
-def _pem_line(data: bytes) -> tuple[bytes, bytes, int]:
-    i = data.find(b"\n")
-    if i < 0:
-        i = j = len(data)
-    else:
-        j = i + 1
-        if i > 0 and data[i - 1] == 0x0D:
-            i -= 1
-    return data[:i].rstrip(b" \t"), data[j:], j
-
-
-def _pem_decode(data: bytes) -> tuple[str, bytes, bytes] | None:
-    """Go's ``pem.Decode``: the first block's (type, bytes) and the rest, or None."""
-    pem_start, pem_end, end_of_line = b"\n-----BEGIN ", b"\n-----END ", b"-----"
-    rest = data
-    end_trailer = 0
-    while True:
-        if end_trailer < 0 or end_trailer > len(rest):
-            return None
-        rest = rest[end_trailer:]
-        end_index = rest.find(pem_end)
-        if end_index < 0:
-            return None
-        end_trailer = end_index + len(pem_end)
-        begin = rest.rfind(pem_start[1:], 0, end_index)
-        if begin < 0 or (begin > 0 and rest[begin - 1] != 0x0A):
-            continue
-        skip = begin + len(pem_start) - 1
-        rest = rest[skip:]
-        end_index -= skip
-        end_trailer -= skip
-        type_line, rest, consumed = _pem_line(rest)
-        end_index -= consumed
-        end_trailer -= consumed
-        if not type_line.endswith(end_of_line):
-            continue
-        type_line = type_line[: -len(end_of_line)]
-        headers = 0
-        while True:
-            if not rest:
-                return None
-            line, following, consumed = _pem_line(rest)
-            if b":" not in line:
-                break
-            headers += 1
-            rest = following
-            end_index -= consumed
-            end_trailer -= consumed
-        if headers and end_index < 0:
-            continue
-        trailer = rest[end_trailer:]
-        trailer_len = len(type_line) + len(end_of_line)
-        if len(trailer) < trailer_len:
-            continue
-        rest_of_end_line = trailer[trailer_len:]
-        trailer = trailer[:trailer_len]
-        if not trailer.startswith(type_line) or not trailer.endswith(end_of_line):
-            continue
-        if _pem_line(rest_of_end_line)[0]:
-            continue
-        der = b""
-        if end_index > 0:
-            body = rest[:end_index].replace(b" ", b"").replace(b"\t", b"")
-            try:
-                der = _go_b64decode(body, _STD_MAP)
-            except BuiltinError:
-                continue
-        _, remainder, _ = _pem_line(rest[end_index + len(pem_end) - 1 :])
-        return _to_str(type_line), der, remainder
+    return go_string(_fj_unescape(value.raw))
 
 
 # --- keys ------------------------------------------------------------------------------------
@@ -1309,7 +1124,7 @@ def _parse_jwk(value: Any) -> _JWK:
                     shown = item if len(item) <= 64 else item[:64] + "..."
                     raise fail(
                         f"failed to decode value for key alg: invalid key value: "
-                        f"{_go_quote(_to_bytes(shown))}: invalid key algorithm"
+                        f"{go_quote_bytes(go_bytes(shown))}: invalid key algorithm"
                     )
                 alg = item
             elif name == "kid":
@@ -1318,7 +1133,7 @@ def _parse_jwk(value: Any) -> _JWK:
                 if item not in _EC_CURVES and item not in _OKP_CURVES:
                     raise fail(
                         f"failed to decode value for key crv: unknown EllipticCurveAlgorithm: "
-                        f"{_go_quote(_to_bytes(item))}"
+                        f"{go_quote_bytes(go_bytes(item))}"
                     )
                 crv = item
     present = {name for name, _ in fields} | ({"crv"} if crv else set())
@@ -1403,10 +1218,10 @@ def _keys_from_cert_or_jwk(certificate: str) -> tuple[_VerificationKey, ...]:
 
     Cached like OPA's ``io_jwt_keys`` cache: the result depends only on the string.
     """
-    data = _to_bytes(certificate)
-    block = _pem_decode(data)
+    data = go_bytes(certificate)
+    block, rest = pem_decode(data)
     if block is not None:
-        block_type, der, rest = block
+        block_type, der = block.type, block.bytes
         if rest:
             raise BuiltinError("extra data after a PEM certificate block")
         if block_type == "CERTIFICATE":
@@ -1624,7 +1439,7 @@ def _split_token(data: bytes) -> _Token:
 
 
 def _token_arg(value: Any) -> _Token:
-    return _split_token(_to_bytes(string_arg(value, 1)))
+    return _split_token(go_bytes(string_arg(value, 1)))
 
 
 _GO_AST_TYPES = {
@@ -1706,7 +1521,7 @@ def _decode(data: bytes) -> list[Any]:
 
 def jwt_decode(ctx: EvalContext, jwt: Any) -> list[Any]:
     """Decodes a JSON Web Token and outputs it as an object."""
-    return _decode(_to_bytes(string_arg(jwt, 1)))
+    return _decode(go_bytes(string_arg(jwt, 1)))
 
 
 def _verify_with_keys(
@@ -1770,8 +1585,8 @@ def _verifier(check: Callable[[Any, bytes, bytes], bool], doc: str) -> Callable[
 
 def _hmac_verifier(digest: str, doc: str) -> Callable[..., bool]:
     def verify(ctx: EvalContext, jwt: Any, secret: Any) -> bool:
-        data = _to_bytes(string_arg(jwt, 1))
-        key = _to_bytes(string_arg(secret, 2))
+        data = go_bytes(string_arg(jwt, 1))
+        key = go_bytes(string_arg(secret, 2))
         token = _split_token(data)
         mac = hmac.new(key, token.signing_input, getattr(hashlib, digest)).digest()
         return hmac.compare_digest(token.decode_signature(), mac)
@@ -1800,7 +1615,7 @@ class _Constraints:
                 for key in self.keys
                 if not key.alg or key.alg == alg
             )
-        return _jws_verify(_to_bytes(self.secret), alg, message, signature)
+        return _jws_verify(go_bytes(self.secret), alg, message, signature)
 
     def valid_audience(self, aud: Any) -> bool:
         if type(aud) is str:
@@ -1856,7 +1671,7 @@ def jwt_decode_verify(ctx: EvalContext, jwt: Any, constraints: Any) -> list[Any]
     """Verifies a JWT signature under parameterized constraints and decodes the claims."""
     options = _parse_constraints(ctx, object_arg(constraints, 2))
     unverified: list[Any] = [False, {}, {}]
-    data = _to_bytes(string_arg(jwt, 1))
+    data = go_bytes(string_arg(jwt, 1))
     while True:
         token = _split_token(data)
         header = _parse_header(token.decode_header())
@@ -1933,9 +1748,9 @@ def jwt_encode_sign(ctx: EvalContext, headers: Any, payload: Any, key: Any) -> s
 
 def jwt_encode_sign_raw(ctx: EvalContext, headers: Any, payload: Any, key: Any) -> str:
     """Encodes and optionally signs a JSON Web Token from JSON strings."""
-    key_source = _to_bytes(string_arg(key, 3))
-    header_bytes = _to_bytes(string_arg(headers, 1))
-    return _encode_sign(header_bytes, _to_bytes(string_arg(payload, 2)), key_source)
+    key_source = go_bytes(string_arg(key, 3))
+    header_bytes = go_bytes(string_arg(headers, 1))
+    return _encode_sign(header_bytes, go_bytes(string_arg(payload, 2)), key_source)
 
 
 def _specs() -> Iterator[BuiltinSpec]:

@@ -18,6 +18,7 @@ from typing import Any
 
 import re2
 
+from pdp.builtins._golang import go_quote
 from pdp.builtins.base import BuiltinError, BuiltinSpec, EvalContext, int_arg, string_arg
 
 __all__ = [
@@ -25,7 +26,6 @@ __all__ = [
     "GoRegexp",
     "GoRegexpError",
     "compile_go_regexp",
-    "go_quote",
     "go_quote_meta",
 ]
 
@@ -257,40 +257,6 @@ def _regexp(pattern: str) -> GoRegexp:
 def go_quote_meta(text: str) -> str:
     """Go's ``regexp.QuoteMeta``: backslash before every regexp metacharacter."""
     return "".join("\\" + c if c in "\\.+*?()|[]{}^$" else c for c in text)
-
-
-def go_quote(text: str) -> str:
-    """Go's ``strconv.Quote`` (the ``%q`` verb) for a string."""
-    out = ['"']
-    for ch in text:
-        cp = ord(ch)
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch in _GO_SHORT_ESCAPES:
-            out.append(_GO_SHORT_ESCAPES[ch])
-        elif 0xD800 <= cp <= 0xDFFF:
-            out.append("\\ufffd")
-        elif ch.isprintable() or ch == " ":
-            out.append(ch)
-        elif cp < 0x80:
-            out.append(f"\\x{cp:02x}")
-        elif cp <= 0xFFFF:
-            out.append(f"\\u{cp:04x}")
-        else:
-            out.append(f"\\U{cp:08x}")
-    out.append('"')
-    return "".join(out)
-
-
-_GO_SHORT_ESCAPES = {
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\v": "\\v",
-}
 
 
 # --- regex.* builtins ------------------------------------------------------------------

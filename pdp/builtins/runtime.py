@@ -16,6 +16,7 @@ import copy
 import itertools
 from typing import Any
 
+from pdp.builtins._golang import go_quote
 from pdp.builtins.base import (
     UNDEFINED,
     BuiltinError,
@@ -25,7 +26,7 @@ from pdp.builtins.base import (
     array_arg,
     string_arg,
 )
-from pdp.builtins.gofmt import JSONNumber, go_quote, go_type_name
+from pdp.builtins.gofmt import JSONNumber, go_type_name
 from pdp.values import RegoSet, encode, sorted_values, type_name
 
 __all__ = [

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
+from pdp.builtins._golang import go_quote_bytes
 from pdp.builtins.base import BuiltinError, BuiltinSpec, EvalContext, string_arg
-from pdp.builtins.encoding import go_quote
 
 __all__ = ["BUILTINS", "semver_compare", "semver_is_valid"]
 
@@ -96,10 +96,10 @@ def semver_compare(ctx: EvalContext, a: Any, b: Any) -> int:
     a_text, b_text = string_arg(a, 1), string_arg(b, 2)
     a_version = _parse(a_text)
     if a_version is None:
-        raise BuiltinError(f"operand 1: string {go_quote(a_text)} is not a valid SemVer")
+        raise BuiltinError(f"operand 1: string {go_quote_bytes(a_text)} is not a valid SemVer")
     b_version = _parse(b_text)
     if b_version is None:
-        raise BuiltinError(f"operand 2: string {go_quote(b_text)} is not a valid SemVer")
+        raise BuiltinError(f"operand 2: string {go_quote_bytes(b_text)} is not a valid SemVer")
     return _compare(a_version, b_version)
 
 

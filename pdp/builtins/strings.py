@@ -14,6 +14,7 @@ import functools
 import re
 from typing import Any
 
+from pdp.builtins._golang import go_quote
 from pdp.builtins.base import (
     BuiltinError,
     BuiltinSpec,
@@ -24,7 +25,7 @@ from pdp.builtins.base import (
     operand_type_error,
     string_arg,
 )
-from pdp.builtins.gofmt import JSONNumber, go_quote, sprintf
+from pdp.builtins.gofmt import JSONNumber, sprintf
 from pdp.builtins.gotemplate import TemplateError, render
 from pdp.values import RegoSet, sort_key, type_name
 

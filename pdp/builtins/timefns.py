@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from pdp.builtins import golayout
+from pdp.builtins._golang import go_quote
 from pdp.builtins.base import (
     BuiltinError,
     BuiltinSpec,
@@ -110,7 +111,7 @@ def time_parse_rfc3339_ns(ctx: EvalContext, value: Any) -> int:
 
 def _extended_duration(text: str) -> int:
     """Go's ParseDuration after OPA's rewrite of ``d``, ``w`` and ``y`` segments into hours."""
-    invalid = GoTimeError("time: invalid duration " + golayout.strconv_quote(text))
+    invalid = GoTimeError("time: invalid duration " + go_quote(text))
     segments = _duration_segments(text)
     if segments is None:
         raise invalid
@@ -134,7 +135,7 @@ def _extended_duration(text: str) -> int:
     except GoTimeError as exc:
         # Go's message ends with the quoted rewritten text; show the caller's text instead.
         head = str(exc).rsplit(" ", 1)[0]
-        raise GoTimeError(head + " " + golayout.strconv_quote(text)) from None
+        raise GoTimeError(head + " " + go_quote(text)) from None
 
 
 def _duration_segments(text: str) -> tuple[str, list[tuple[str, str]]] | None:

@@ -22,6 +22,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
+from pdp.builtins._goencoding import go_base64_decode, pem_decode
+from pdp.builtins._golang import GoError, go_quote_bytes, go_string
+from pdp.builtins._gourl import GoURL, URLError, url_parse
 from pdp.builtins.base import (
     BuiltinError,
     BuiltinSpec,
@@ -45,7 +48,6 @@ from pdp.builtins.crypto import (
     Curve,
     ECPrivateKey,
     Ed25519PrivateKey,
-    GoError,
     GoTime,
     Params,
     PrivateKey,
@@ -53,14 +55,10 @@ from pdp.builtins.crypto import (
     RSAPrivateKey,
     asn1_unmarshal,
     b64,
-    go_base64_decode,
-    go_quote,
-    go_string,
     parse_ec_private_key,
     parse_go_time,
     parse_pkcs1_private_key,
     parse_pkcs8_private_key,
-    pem_decode,
     private_key_go_value,
     private_key_to_jwk,
     private_keys_from_pem,
@@ -72,13 +70,11 @@ from pdp.values import RegoSet
 __all__ = [
     "BUILTINS",
     "Certificate",
-    "GoURL",
     "VerifyOptions",
     "certificates_from_string",
     "parse_certificate",
     "parse_certificate_request",
     "parse_certificates_der",
-    "url_parse",
     "verify_chain",
     "x509_key_pair",
 ]
@@ -262,272 +258,17 @@ def _opt_list(value: list[Any] | None) -> list[Any] | None:
     return None if value is None else list(value)
 
 
-# --- net/url --------------------------------------------------------------------------------
-
-_PATH, _HOST, _ZONE, _USERPASS, _FRAGMENT = "path", "host", "zone", "userpass", "fragment"
-_HOST_EXTRA = frozenset(b"!$&'()*+,;=:[]<>\"")
+# --- URI SANs ----------------------------------------------------------------------------
 
 
-def _should_escape(c: int, mode: str) -> bool:
-    if 0x61 <= c <= 0x7A or 0x41 <= c <= 0x5A or 0x30 <= c <= 0x39:
-        return False
-    if mode in (_HOST, _ZONE) and c in _HOST_EXTRA:
-        return False
-    if c in b"-_.~":
-        return False
-    if c in b"$&+,/:;=?@":
-        if mode == _PATH:
-            return c == 0x3F
-        if mode == _USERPASS:
-            return c in b"@/?:"
-        if mode == _FRAGMENT:
-            return False
-    return not (mode == _FRAGMENT and c in b"!()*")
-
-
-_HEX = b"0123456789abcdefABCDEF"
-
-
-def _url_unescape(s: bytes, mode: str) -> bytes:
-    i = 0
-    escaped = False
-    while i < len(s):
-        c = s[i]
-        if c == 0x25:
-            escaped = True
-            if i + 2 >= len(s) or s[i + 1] not in _HEX or s[i + 2] not in _HEX:
-                raise GoError(f"invalid URL escape {go_quote(s[i : i + 3])}")
-            if mode == _HOST and int(s[i + 1 : i + 2], 16) < 8 and s[i : i + 3] != b"%25":
-                raise GoError(f"invalid URL escape {go_quote(s[i : i + 3])}")
-            if mode == _ZONE:
-                v = int(s[i + 1 : i + 3], 16)
-                if s[i : i + 3] != b"%25" and v != 0x20 and _should_escape(v, _HOST):
-                    raise GoError(f"invalid URL escape {go_quote(s[i : i + 3])}")
-            i += 3
-            continue
-        if mode in (_HOST, _ZONE) and c < 0x80 and _should_escape(c, mode):
-            raise GoError(f"invalid character {go_quote(s[i : i + 1])} in host name")
-        i += 1
-    if not escaped:
-        return s
-    out = bytearray()
-    i = 0
-    while i < len(s):
-        if s[i] == 0x25:
-            out.append(int(s[i + 1 : i + 3], 16))
-            i += 3
-        else:
-            out.append(s[i])
-            i += 1
-    return bytes(out)
-
-
-def _url_escape(s: bytes, mode: str) -> bytes:
-    return b"".join(b"%%%02X" % c if _should_escape(c, mode) else bytes([c]) for c in s)
-
-
-def _valid_encoded(s: bytes, mode: str) -> bool:
-    return all(c in b"!$&'()*+,;=:@[]%" or not _should_escape(c, mode) for c in s)
-
-
-@dataclass
-class GoURL:
-    """``net/url.URL`` as ``url.Parse`` fills it."""
-
-    scheme: bytes = b""
-    opaque: bytes = b""
-    user: bytes | None = None
-    host: bytes = b""
-    path: bytes = b""
-    raw_path: bytes = b""
-    omit_host: bool = False
-    force_query: bool = False
-    raw_query: bytes = b""
-    fragment: bytes = b""
-    raw_fragment: bytes = b""
-
-    def go_value(self) -> dict[str, Any]:
-        return {
-            "Scheme": go_string(self.scheme),
-            "Opaque": go_string(self.opaque),
-            "User": None if self.user is None else {},
-            "Host": go_string(self.host),
-            "Path": go_string(self.path),
-            "RawPath": go_string(self.raw_path),
-            "OmitHost": self.omit_host,
-            "ForceQuery": self.force_query,
-            "RawQuery": go_string(self.raw_query),
-            "Fragment": go_string(self.fragment),
-            "RawFragment": go_string(self.raw_fragment),
-        }
-
-    def _escaped_path(self) -> bytes:
-        if self.raw_path and _valid_encoded(self.raw_path, _PATH):
-            try:
-                if _url_unescape(self.raw_path, _PATH) == self.path:
-                    return self.raw_path
-            except GoError:
-                pass
-        if self.path == b"*":
-            return b"*"
-        return _url_escape(self.path, _PATH)
-
-    def _escaped_fragment(self) -> bytes:
-        if self.raw_fragment and _valid_encoded(self.raw_fragment, _FRAGMENT):
-            try:
-                if _url_unescape(self.raw_fragment, _FRAGMENT) == self.fragment:
-                    return self.raw_fragment
-            except GoError:
-                pass
-        return _url_escape(self.fragment, _FRAGMENT)
-
-    def string(self) -> bytes:
-        """``URL.String``."""
-        out = bytearray()
-        if self.scheme:
-            out += self.scheme + b":"
-        if self.opaque:
-            out += self.opaque
-        else:
-            if (self.scheme or self.host or self.user is not None) and not (
-                self.omit_host and not self.host and self.user is None
-            ):
-                if self.host or self.path or self.user is not None:
-                    out += b"//"
-                if self.user is not None:
-                    out += self.user + b"@"
-                if self.host:
-                    out += _url_escape(self.host, _HOST)
-            path = self._escaped_path()
-            if path and path[:1] != b"/" and self.host:
-                out += b"/"
-            if not out and b":" in path.split(b"/", 1)[0]:
-                out += b"./"
-            out += path
-        if self.force_query or self.raw_query:
-            out += b"?" + self.raw_query
-        if self.fragment:
-            out += b"#" + self._escaped_fragment()
-        return bytes(out)
-
-
-def _url_scheme(raw: bytes) -> tuple[bytes, bytes]:
-    for i, c in enumerate(raw):
-        if 0x61 <= c <= 0x7A or 0x41 <= c <= 0x5A:
-            continue
-        if 0x30 <= c <= 0x39 or c in b"+-.":
-            if i == 0:
-                return b"", raw
-            continue
-        if c == 0x3A:
-            if i == 0:
-                raise GoError("missing protocol scheme")
-            return raw[:i], raw[i + 1 :]
-        return b"", raw
-    return b"", raw
-
-
-def _valid_port(port: bytes) -> bool:
-    return not port or (port[:1] == b":" and all(0x30 <= c <= 0x39 for c in port[1:]))
-
-
-def _url_host(scheme: bytes, host: bytes) -> bytes:
-    open_idx = host.rfind(b"[")
-    if open_idx > 0:
-        raise GoError("invalid IP-literal")
-    if open_idx == 0:
-        close_idx = host.rfind(b"]")
-        if close_idx < 0:
-            raise GoError("missing ']' in host")
-        colon_port = host[close_idx + 1 :]
-        if not _valid_port(colon_port):
-            raise GoError(f"invalid port {go_quote(colon_port)} after host")
-        colon_port = _url_unescape(colon_port, _HOST)
-        name = host[1:close_idx]
-        zone = name.find(b"%25")
-        if zone >= 0:
-            name = _url_unescape(name[:zone], _HOST) + _url_unescape(name[zone:], _ZONE)
-        else:
-            name = _url_unescape(name, _HOST)
-        try:
-            addr = ipaddress.ip_address(go_string(name))
-        except ValueError:
-            raise GoError(f"invalid host: ParseAddr({go_quote(name)}): invalid IP") from None
-        if addr.version == 4:
-            raise GoError("invalid IP-literal")
-        return b"[" + name + b"]" + colon_port
-    first = host.find(b":")
-    if first != -1:
-        last = host.rfind(b":")
-        if last != first and scheme not in (b"http", b"https"):
-            first = last
-        colon_port = host[first:]
-        if not _valid_port(colon_port):
-            raise GoError(f"invalid port {go_quote(colon_port)} after host")
-    return _url_unescape(host, _HOST)
-
-
-_USERINFO_OK = frozenset(b"-._:~!$&'()*+,;=%@")
-
-
-def url_parse(raw: bytes) -> GoURL:
-    """``url.Parse``; errors carry Go's ``*url.Error`` text."""
-    main, hash_mark, frag = raw.partition(b"#")
+def _python_addr_check(name: bytes) -> bool:
+    """The bracketed-host check URI SANs have always been parsed with: Python's IP parser,
+    one generic message (Go's ``netip.ParseAddr`` text is :func:`_gourl.check_addr`'s)."""
     try:
-        url = _url_parse(main)
-    except GoError as err:
-        raise GoError(f"parse {go_quote(main)}: {err}") from None
-    if hash_mark and frag:
-        try:
-            url.fragment = _url_unescape(frag, _FRAGMENT)
-        except GoError as err:
-            raise GoError(f"parse {go_quote(raw)}: {err}") from None
-        url.raw_fragment = b"" if _url_escape(url.fragment, _FRAGMENT) == frag else frag
-    return url
-
-
-def _url_parse(raw: bytes) -> GoURL:
-    if any(c < 0x20 or c == 0x7F for c in raw):
-        raise GoError("net/url: invalid control character in URL")
-    url = GoURL()
-    if raw == b"*":
-        url.path = b"*"
-        return url
-    scheme, rest = _url_scheme(raw)
-    url.scheme = scheme.lower()
-    if rest.endswith(b"?") and rest.count(b"?") == 1:
-        url.force_query = True
-        rest = rest[:-1]
-    else:
-        rest, _, url.raw_query = rest.partition(b"?")
-    if not rest.startswith(b"/"):
-        if url.scheme:
-            url.opaque = rest
-            return url
-        if b":" in rest.split(b"/", 1)[0]:
-            raise GoError("first path segment in URL cannot contain colon")
-    if (url.scheme or not rest.startswith(b"///")) and rest.startswith(b"//"):
-        authority, slash, tail = rest[2:].partition(b"/")
-        rest = slash + tail
-        at = authority.rfind(b"@")
-        url.host = _url_host(url.scheme, authority[at + 1 :] if at >= 0 else authority)
-        if at >= 0:
-            userinfo = authority[:at]
-            if not all(
-                0x41 <= c <= 0x5A or 0x61 <= c <= 0x7A or 0x30 <= c <= 0x39 or c in _USERINFO_OK
-                for c in userinfo
-            ):
-                raise GoError("net/url: invalid userinfo")
-            name, colon, password = userinfo.partition(b":")
-            user = _url_escape(_url_unescape(name, _USERPASS), _USERPASS)
-            if colon:
-                user += b":" + _url_escape(_url_unescape(password, _USERPASS), _USERPASS)
-            url.user = user
-    elif url.scheme and rest.startswith(b"/"):
-        url.omit_host = True
-    url.path = _url_unescape(rest, _PATH)
-    url.raw_path = b"" if _url_escape(url.path, _PATH) == rest else rest
-    return url
+        addr = ipaddress.ip_address(go_string(name))
+    except ValueError:
+        raise URLError(f"invalid host: ParseAddr({go_quote_bytes(name)}): invalid IP") from None
+    return addr.version == 4
 
 
 # --- certificate contents -------------------------------------------------------------------
@@ -908,11 +649,11 @@ def _parse_san(value: bytes) -> SANs:
             if not _is_ia5(data):
                 raise GoError("x509: SAN uniformResourceIdentifier is malformed")
             try:
-                uri = url_parse(data)
-            except GoError as err:
-                raise GoError(f"x509: cannot parse URI {go_quote(data)}: {err}") from None
+                uri = url_parse(data, _python_addr_check)
+            except URLError as err:
+                raise GoError(f"x509: cannot parse URI {go_quote_bytes(data)}: {err}") from None
             if uri.host and not _domain_name_valid(uri.host, False):
-                raise GoError(f"x509: cannot parse URI {go_quote(data)}: invalid domain")
+                raise GoError(f"x509: cannot parse URI {go_quote_bytes(data)}: invalid domain")
             sans.uris = [*(sans.uris or []), uri]
         elif kind == 7:
             if len(data) not in (4, 16):
@@ -977,11 +718,11 @@ def _parse_subtrees(data: bytes) -> tuple[Constraints, bool]:
         tag, value = seq.read_any("x509: invalid NameConstraints extension")
         text = value.decode("latin-1")
         if tag in (0x82, 0x81, 0x86) and not _is_ia5(value):
-            reason = f"x509: {go_quote(value)} cannot be encoded as an IA5String"
+            reason = f"x509: {go_quote_bytes(value)} cannot be encoded as an IA5String"
             raise GoError(f"x509: invalid constraint value: {reason}")
         if tag == 0x82:
             if not _domain_name_valid(value, True):
-                raise GoError(f"x509: failed to parse dnsName constraint {go_quote(value)}")
+                raise GoError(f"x509: failed to parse dnsName constraint {go_quote_bytes(value)}")
             out.dns = [*(out.dns or []), text]
         elif tag == 0x87:
             if len(value) not in (8, 32):
@@ -996,15 +737,18 @@ def _parse_subtrees(data: bytes) -> tuple[Constraints, bool]:
                 _parse_mailbox(text) is not None if "@" in text else _domain_name_valid(value, True)
             )
             if not valid:
-                raise GoError(f"x509: failed to parse rfc822Name constraint {go_quote(value)}")
+                raise GoError(
+                    f"x509: failed to parse rfc822Name constraint {go_quote_bytes(value)}"
+                )
             out.emails = [*(out.emails or []), text]
         elif tag == 0x86:
             if _parse_ip(text) is not None:
+                quoted = go_quote_bytes(value)
                 raise GoError(
-                    f"x509: failed to parse URI constraint {go_quote(value)}: cannot be IP address"
+                    f"x509: failed to parse URI constraint {quoted}: cannot be IP address"
                 )
             if not _domain_name_valid(value, True):
-                raise GoError(f"x509: failed to parse URI constraint {go_quote(value)}")
+                raise GoError(f"x509: failed to parse URI constraint {go_quote_bytes(value)}")
             out.uri_domains = [*(out.uri_domains or []), text]
         else:
             unhandled = True
@@ -1363,7 +1107,7 @@ def parse_certificate(der: bytes) -> Certificate:
             while not exts.empty():
                 ext = _parse_extension(_Der(exts.read(SEQUENCE, "x509: malformed extension")))
                 if ext.oid in seen:
-                    dotted = go_quote(".".join(map(str, ext.oid)))
+                    dotted = go_quote_bytes(".".join(map(str, ext.oid)))
                     raise GoError(
                         f"x509: certificate contains duplicate extension with OID {dotted}"
                     )

@@ -7,23 +7,20 @@ a few parallel strict-mode calls for error messages) and compare.
 from __future__ import annotations
 
 import base64
-import json
 import random
-import subprocess
-import tempfile
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa, x25519
+from opa_oracle import OPA, opa_batch, opa_strict_many
 
 from pdp.builtins import crypto
+from pdp.builtins._goencoding import go_base64_decode, pem_decode
+from pdp.builtins._golang import GoError, go_quote_bytes
 from pdp.builtins.base import BuiltinError, EvalContext
 from pdp.values import rego_equal
 
-OPA = Path(__file__).resolve().parents[2] / ".tools" / "bin" / "opa"
 needs_opa = pytest.mark.skipif(not OPA.exists(), reason="pinned opa binary not installed")
 CTX = EvalContext(strict=True)
 BUILTINS = {spec.name: spec.fn for spec in crypto.BUILTINS}
@@ -36,52 +33,6 @@ def call(name: str, *args: Any) -> Any:
     except BuiltinError as err:
         message = f"{name}: {err.message}" if err.prefix else err.message
         return ("error", err.code, message)
-
-
-def opa_batch(calls: dict[str, tuple[str, tuple[Any, ...]]]) -> dict[str, Any]:
-    """Evaluate ``name(args...)`` for every entry in one non-strict ``opa eval``.
-
-    Each call is a rule; arguments travel as input. Errors leave a rule undefined.
-    """
-    rules = [
-        f"r{i} := {name}({', '.join(f'input[{i}][{j}]' for j in range(len(args)))})"
-        for i, (name, args) in enumerate(calls.values())
-    ]
-    with tempfile.TemporaryDirectory() as tmp:
-        Path(tmp, "t.rego").write_text("package t\n" + "\n".join(rules))
-        Path(tmp, "input.json").write_text(json.dumps([list(a) for _, a in calls.values()]))
-        command = [str(OPA), "eval", "--format", "json", "-d", f"{tmp}/t.rego"]
-        out = subprocess.run(
-            [*command, "-i", f"{tmp}/input.json", "data.t"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    value = json.loads(out.stdout)["result"][0]["expressions"][0]["value"]
-    return {key: value.get(f"r{i}", "undefined") for i, key in enumerate(calls)}
-
-
-def opa_strict(name: str, args: tuple[Any, ...]) -> Any:
-    """One strict ``opa eval`` of ``name(args...)`` (arguments passed as input, so that type
-    errors surface at evaluation): the value, or ("error", code, message)."""
-    query = f"x := {name}({', '.join(f'input[{j}]' for j in range(len(args)))})"
-    out = subprocess.run(
-        [str(OPA), "eval", "--strict-builtin-errors", "--format", "json", "--stdin-input", query],
-        input=json.dumps(list(args)),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    result = json.loads(out.stdout)
-    if "errors" in result:
-        err = result["errors"][0]
-        return ("error", err["code"], err["message"])
-    return result["result"][0]["bindings"]["x"]
-
-
-def opa_strict_many(calls: list[tuple[str, tuple[Any, ...]]]) -> list[Any]:
-    with ThreadPoolExecutor(16) as pool:
-        return list(pool.map(lambda c: opa_strict(*c), calls))
 
 
 def same(mine: Any, theirs: Any) -> bool:
@@ -206,20 +157,20 @@ BASE64 = [
 @pytest.mark.parametrize(("text", "expected"), BASE64)
 def test_go_base64_decode(text: str, expected: bytes | str) -> None:
     try:
-        assert crypto.go_base64_decode(text) == expected
-    except crypto.GoError as err:
+        assert go_base64_decode(text) == expected
+    except GoError as err:
         assert str(err) == expected
 
 
 def test_pem_decode_skips_malformed_blocks() -> None:
     good = "-----BEGIN A-----\nZm9v\n-----END A-----\n"
     data = ("junk\n-----BEGIN B-----\n!!\n-----END B-----\n" + good + "tail").encode()
-    block, rest = crypto.pem_decode(data)
+    block, rest = pem_decode(data)
     assert block is not None
     assert (block.type, block.bytes, rest) == ("A", b"foo", b"tail")
-    assert crypto.pem_decode(b"no pem here") == (None, b"no pem here")
+    assert pem_decode(b"no pem here") == (None, b"no pem here")
     headers = b"-----BEGIN C-----\nProc-Type: 4,ENCRYPTED\n\nZm9v\n-----END C-----"
-    block, _ = crypto.pem_decode(headers)
+    block, _ = pem_decode(headers)
     assert block is not None and block.headers == {"Proc-Type": "4,ENCRYPTED"}
 
 
@@ -228,7 +179,7 @@ def test_pem_decode_skips_malformed_blocks() -> None:
     [("abc", '"abc"'), ('a"b\\', '"a\\"b\\\\"'), ("\n\x00é", '"\\n\\x00é"'), (b"\xff", '"\\xff"')],
 )
 def test_go_quote(data: str | bytes, expected: str) -> None:
-    assert crypto.go_quote(data) == expected
+    assert go_quote_bytes(data) == expected
 
 
 def test_asn1_tag_mismatch_message() -> None:
@@ -263,7 +214,7 @@ def test_jwk_of_ed25519_and_ec_padding() -> None:
 
 def _mutations(pem: str, rng: random.Random) -> list[str]:
     """A byte-flipped and a truncated copy of a PEM key, each under its own and another type."""
-    block, _ = crypto.pem_decode(pem.encode())
+    block, _ = pem_decode(pem.encode())
     assert block is not None
     der = block.bytes
     flipped = bytearray(der)

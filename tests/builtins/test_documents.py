@@ -8,20 +8,17 @@ and compares results and error messages.
 from __future__ import annotations
 
 import json
-import subprocess
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import pytest
+from opa_oracle import OPA, eval_calls, host_outcome, mismatches
 
 from pdp.builtins import documents
 from pdp.builtins.base import UNDEFINED, BuiltinError, EvalContext, OperandError
-from pdp.values import RegoSet, rego_equal, to_json_compatible
+from pdp.values import RegoSet, rego_equal
 
 S = RegoSet
 CTX = EvalContext(strict=True)
-OPA = Path(__file__).resolve().parents[2] / ".tools" / "bin" / "opa"
 SPECS = {s.name: s for s in documents.BUILTINS}
 
 
@@ -426,91 +423,11 @@ CASES: list[tuple[str, tuple[Any, ...]]] = [
 ]
 
 
-def _render(value: Any, ref: str) -> tuple[str, Any]:
-    """Rego text for ``value`` over references into ``input``, and the JSON to store there.
-
-    Plain JSON is one reference; sets, tuples and objects with non-string keys become
-    literals whose leaves are references, so OPA can neither fold nor type-check them.
-    """
-    t = type(value)
-    if t is RegoSet or t is tuple or (t is list and not _plain(value)):
-        parts = [_render(v, f"{ref}[{k}]") for k, v in enumerate(value)]
-        inner = ", ".join(p[0] for p in parts)
-        if t is not RegoSet:
-            return "[" + inner + "]", [p[1] for p in parts]
-        return ("{" + inner + "}" if parts else "set()"), [p[1] for p in parts]
-    if t is dict and not _plain(value):
-        keys = [_render(k, f"{ref}[{n}][0]") for n, k in enumerate(value)]
-        vals = [_render(v, f"{ref}[{n}][1]") for n, v in enumerate(value.values())]
-        text = "{" + ", ".join(f"{k[0]}: {v[0]}" for k, v in zip(keys, vals, strict=True)) + "}"
-        return text, [[k[1], v[1]] for k, v in zip(keys, vals, strict=True)]
-    return ref, value
-
-
-def _plain(value: Any) -> bool:
-    t = type(value)
-    if t is dict:
-        return all(type(k) is str and _plain(v) for k, v in value.items())
-    if t is list:
-        return all(_plain(v) for v in value)
-    return t is not RegoSet and t is not tuple
-
-
-def _run_opa(cases: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[Any, ...]]:
-    """Evaluate every case in one ``opa eval``: ("ok", v), ("undefined",) or ("error", c, m)."""
-    lines = ["package t"]
-    args: list[list[Any]] = []
-    for i, (name, call_args) in enumerate(cases):
-        rendered = [_render(arg, f"input.a[{i}][{j}]") for j, arg in enumerate(call_args)]
-        args.append([r[1] for r in rendered])
-        lines.append(f"r{i} := {name}({', '.join(r[0] for r in rendered)})")
-    with tempfile.TemporaryDirectory() as tmp:
-        module, input_file = Path(tmp, "t.rego"), Path(tmp, "input.json")
-        module.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        input_file.write_text(json.dumps({"a": args}), encoding="utf-8")
-        proc = subprocess.run(
-            [
-                *(OPA, "eval", "--show-builtin-errors", "--format", "json"),
-                *("-d", str(module), "-i", str(input_file), "data.t"),
-            ],
-            capture_output=True,
-            check=False,
-        )
-    output = json.loads(proc.stdout)
-    assert "result" in output, output.get("errors")
-    values = output["result"][0]["expressions"][0]["value"]
-    errors = {e["location"]["row"] - 2: e for e in output.get("errors", [])}
-    results: list[tuple[Any, ...]] = []
-    for i in range(len(cases)):
-        if i in errors:
-            results.append(("error", errors[i]["code"], errors[i]["message"]))
-        elif f"r{i}" in values:
-            results.append(("ok", values[f"r{i}"]))
-        else:
-            results.append(("undefined",))
-    return results
-
-
-def _run_python(name: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
-    try:
-        value = SPECS[name].fn(CTX, *args)
-    except BuiltinError as exc:
-        return ("error", exc.code, f"{name}: {exc.message}" if exc.prefix else exc.message)
-    if value is UNDEFINED:
-        return ("undefined",)
-    return ("ok", to_json_compatible(value))
-
-
 @pytest.mark.differential
 def test_document_builtins_agree_with_opa_eval() -> None:
     if not OPA.exists():
         pytest.skip("pinned opa binary not installed")
-    mismatches = []
-    for (name, args), theirs in zip(CASES, _run_opa(CASES), strict=True):
-        ours = _run_python(name, args)
-        same = ours[0] == theirs[0] and (
-            rego_equal(ours[1], theirs[1]) if ours[0] == "ok" else ours == theirs
-        )
-        if not same:
-            mismatches.append(f"{name}{args!r}:\n  opa:  {theirs!r}\n  ours: {ours!r}")
-    assert not mismatches, "\n".join(mismatches)
+    found = mismatches(
+        CASES, eval_calls(CASES), lambda name, args: host_outcome(SPECS[name].fn, CTX, name, args)
+    )
+    assert not found, "\n".join(found)

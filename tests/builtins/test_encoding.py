@@ -6,12 +6,11 @@ from typing import Any
 
 import pytest
 
+from pdp.builtins._golang import go_quote_bytes, go_string
 from pdp.builtins.base import BuiltinError, EvalContext, OperandError
 from pdp.builtins.encoding import (
     base64url_encode_no_pad,
     go_lower,
-    go_quote,
-    go_string,
     hex_decode,
     hex_encode,
     uri_is_valid,
@@ -54,7 +53,7 @@ def test_go_string(data: bytes, expected: str) -> None:
     ],
 )
 def test_go_quote(value: str | bytes, expected: str) -> None:
-    assert go_quote(value) == expected
+    assert go_quote_bytes(value) == expected
 
 
 def test_go_lower_is_per_rune() -> None:

@@ -1,30 +1,23 @@
 """Differential test: the scalar-parser and encoding builtins against ``opa eval``.
 
-Every case becomes one rule of a single module, evaluated in one ``opa eval`` call with
-``--show-builtin-errors``, which reports each failing builtin call (code, message, row)
-without aborting the evaluation. Arguments travel in ``input`` so that OPA's compiler can
-neither fold nor type-check them (sets and non-string keys become literals over ``input``
-references). Cases producing integers above Python's 4300-digit parsing limit are left to
-the unit tests.
+Every case becomes one rule of a single module, evaluated in one ``opa eval`` call by
+:func:`opa_oracle.eval_calls` (with ``--v0-compatible``). Cases producing integers above
+Python's 4300-digit parsing limit are left to the unit tests.
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import pytest
+from opa_oracle import OPA, Outcome, eval_calls, host_outcome, mismatches
 
 from pdp.builtins import casts, encoding, identifiers, semver, units
-from pdp.builtins.base import UNDEFINED, BuiltinError, EvalContext
-from pdp.values import RegoSet, rego_equal, to_json_compatible
+from pdp.builtins.base import EvalContext
+from pdp.values import RegoSet
 
 pytestmark = pytest.mark.differential
 
-OPA = Path(__file__).resolve().parents[2] / ".tools" / "bin" / "opa"
 
 _UNITS = [
     "10K", "10k", "10Ki", "10KI", "10ki", "1m", "100m", "500m", "1000m", "1.1Ki", "0.0005K",
@@ -211,104 +204,15 @@ CASES: list[tuple[str, tuple[Any, ...]]] = [
 ]
 
 
-def _render(value: Any, ref: str) -> tuple[str, Any]:
-    """Rego text for ``value`` built from references into ``input``, and the JSON to store.
-
-    JSON values are plain references; sets, tuples and objects with non-string keys become
-    literals whose leaves are references, so OPA's type checker only ever sees ``any``.
-    """
-    t = type(value)
-    if t is RegoSet or t is tuple or (t is list and not _plain(value)):
-        parts = [_render(v, f"{ref}[{k}]") for k, v in enumerate(value)]
-        if t is RegoSet:
-            text = "{" + ", ".join(p[0] for p in parts) + "}" if parts else "set()"
-        else:
-            text = "[" + ", ".join(p[0] for p in parts) + "]"
-        return text, [p[1] for p in parts]
-    if t is dict and not _plain(value):
-        keys = [_render(k, f"{ref}[{n}][0]") for n, k in enumerate(value)]
-        vals = [_render(v, f"{ref}[{n}][1]") for n, v in enumerate(value.values())]
-        text = "{" + ", ".join(f"{k[0]}: {v[0]}" for k, v in zip(keys, vals, strict=True)) + "}"
-        return text, [[k[1], v[1]] for k, v in zip(keys, vals, strict=True)]
-    return ref, value
-
-
-def _plain(value: Any) -> bool:
-    """Whether ``value`` is plain JSON (no sets, tuples or non-string keys)."""
-    t = type(value)
-    if t is dict:
-        return all(type(k) is str and _plain(v) for k, v in value.items())
-    if t is list:
-        return all(_plain(v) for v in value)
-    return t is not RegoSet and t is not tuple
-
-
-def _run_opa(cases: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[Any, ...]]:
-    """Evaluate every case in one ``opa eval``: ("ok", v), ("undefined",) or ("error", c, m)."""
-    lines = ["package t"]
-    args: list[list[Any]] = []
-    for i, (name, call_args) in enumerate(cases):
-        rendered = [_render(arg, f"input.a[{i}][{j}]") for j, arg in enumerate(call_args)]
-        args.append([r[1] for r in rendered])
-        lines.append(f"r{i} := {name}({', '.join(r[0] for r in rendered)})")
-    with tempfile.TemporaryDirectory() as tmp:
-        module, input_file = Path(tmp, "t.rego"), Path(tmp, "input.json")
-        module.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        input_file.write_text(json.dumps({"a": args}), encoding="utf-8")
-        proc = subprocess.run(
-            [
-                OPA,
-                *("eval", "--v0-compatible", "--show-builtin-errors", "--format", "json"),
-                *("-d", module, "-i", input_file, "data.t"),
-            ],
-            capture_output=True,
-            check=False,
-        )
-    output = json.loads(proc.stdout)
-    assert "result" in output, output.get("errors")
-    values = output["result"][0]["expressions"][0]["value"]
-    # Rule r<i> sits on line i + 2 of the module.
-    errors = {e["location"]["row"] - 2: e for e in output.get("errors", [])}
-    results: list[tuple[Any, ...]] = []
-    for i in range(len(cases)):
-        if i in errors:
-            results.append(("error", errors[i]["code"], errors[i]["message"]))
-        elif f"r{i}" in values:
-            results.append(("ok", values[f"r{i}"]))
-        else:
-            results.append(("undefined",))
-    return results
-
-
 SPECS = {s.name: s for m in (casts, encoding, identifiers, semver, units) for s in m.BUILTINS}
 
 
-def _run_python(name: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
-    spec = SPECS[name]
-    try:
-        value = spec.fn(EvalContext(strict=True), *args)
-    except BuiltinError as exc:
-        return ("error", exc.code, f"{name}: {exc.message}" if exc.prefix else exc.message)
-    if value is UNDEFINED:
-        return ("undefined",)
-    return ("ok", to_json_compatible(value))
-
-
-def _same(ours: tuple[Any, ...], theirs: tuple[Any, ...]) -> bool:
-    if ours[0] != theirs[0] or len(ours) != len(theirs):
-        return False
-    if ours[0] == "ok":
-        return rego_equal(ours[1], theirs[1])
-    return ours == theirs
+def _run_python(name: str, args: tuple[Any, ...]) -> Outcome:
+    return host_outcome(SPECS[name].fn, EvalContext(strict=True), name, args)
 
 
 def test_builtins_agree_with_opa_eval() -> None:
     if not OPA.exists():
         pytest.skip("pinned opa binary not installed")
-    expected = _run_opa(CASES)
-    mismatches = []
-    for (name, args), theirs in zip(CASES, expected, strict=True):
-        ours = _run_python(name, args)
-        if not _same(ours, theirs):
-            mismatches.append(f"{name}{args!r}:\n  opa:  {theirs!r}\n  ours: {ours!r}")
-    assert not mismatches, "\n".join(mismatches)
+    found = mismatches(CASES, eval_calls(CASES, v0_compatible=True), _run_python)
+    assert not found, "\n".join(found)

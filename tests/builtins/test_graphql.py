@@ -7,19 +7,14 @@ nor type-check them) and compares results and error messages with Council's buil
 
 from __future__ import annotations
 
-import json
-import subprocess
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import pytest
+from opa_oracle import OPA, Outcome, eval_calls, host_outcome, mismatches
 
 from pdp.builtins import graphql
 from pdp.builtins.base import BuiltinError, EvalContext, OperandError
-from pdp.values import rego_equal
 
-OPA = Path(__file__).resolve().parents[2] / ".tools" / "bin" / "opa"
 CTX = EvalContext()
 FUNCS = {spec.name: spec.fn for spec in graphql.BUILTINS}
 
@@ -608,60 +603,17 @@ def _without_empty_descriptions(value: Any, key: str = "") -> Any:
     return value
 
 
-def _run_opa(cases: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[Any, ...]]:
-    lines = ["package t"]
-    args = []
-    for i, (name, call_args) in enumerate(cases):
-        refs = ", ".join(f"input.a[{i}][{j}]" for j in range(len(call_args)))
-        lines.append(f"r{i} := {name}({refs})")
-        args.append(list(call_args))
-    with tempfile.TemporaryDirectory() as tmp:
-        module, input_file = Path(tmp, "t.rego"), Path(tmp, "input.json")
-        module.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        input_file.write_text(json.dumps({"a": args}), encoding="utf-8")
-        proc = subprocess.run(
-            [
-                *(str(OPA), "eval", "--show-builtin-errors", "--format", "json"),
-                *("-d", str(module), "-i", str(input_file), "data.t"),
-            ],
-            capture_output=True,
-            check=False,
-        )
-    output = json.loads(proc.stdout)
-    assert "result" in output, output.get("errors")
-    values = output["result"][0]["expressions"][0]["value"]
-    errors = {e["location"]["row"] - 2: e for e in output.get("errors", [])}
-    results: list[tuple[Any, ...]] = []
-    for i in range(len(cases)):
-        if i in errors:
-            results.append(("error", errors[i]["code"], errors[i]["message"]))
-        elif f"r{i}" in values:
-            results.append(("value", _without_empty_descriptions(values[f"r{i}"])))
-        else:
-            results.append(("undefined",))
-    return results
-
-
-def _run_council(name: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
-    try:
-        return ("value", FUNCS[name](CTX, *args))
-    except BuiltinError as e:
-        message = f"{name}: {e.message}" if e.prefix else e.message
-        return ("error", e.code, message)
+def _run_council(name: str, args: tuple[Any, ...]) -> Outcome:
+    return host_outcome(FUNCS[name], CTX, name, args)
 
 
 @pytest.mark.skipif(not OPA.exists(), reason="pinned opa binary not installed")
 def test_differential_against_opa() -> None:
-    expected = _run_opa(CASES)
-    mismatches = []
-    for (name, args), want in zip(CASES, expected, strict=True):
-        got = _run_council(name, args)
-        same = got[0] == want[0] and (
-            rego_equal(got[1], want[1]) if got[0] == "value" else got == want
-        )
-        if not same:
-            mismatches.append(f"{name}{args!r}:\n  opa:     {want!r}\n  council: {got!r}")
-    assert not mismatches, f"{len(mismatches)} mismatches:\n" + "\n".join(mismatches)
+    expected = [
+        ("ok", _without_empty_descriptions(o[1])) if o[0] == "ok" else o for o in eval_calls(CASES)
+    ]
+    found = mismatches(CASES, expected, _run_council)
+    assert not found, f"{len(found)} mismatches:\n" + "\n".join(found)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa,
 from cryptography.x509.oid import NameOID
 
 from pdp.builtins import jwt as jwtmod
+from pdp.builtins._goencoding import pem_decode
 from pdp.builtins.base import BuiltinError, EvalContext, OperandError
 from pdp.values import RegoSet, rego_equal
 
@@ -676,10 +677,16 @@ def test_base64url_like_go(text: str, message: str | None) -> None:
         assert info.value.message == message
 
 
+def _pem(data: bytes) -> tuple[str, bytes, bytes] | None:
+    """The first PEM block as the JWT key reader sees it: (type, bytes, rest), or None."""
+    block, rest = pem_decode(data)
+    return None if block is None else (block.type, block.bytes, rest)
+
+
 def test_pem_decode_like_go() -> None:
     body = "-----BEGIN X-----\nYWJj\n-----END X-----\n"
-    assert jwtmod._pem_decode(body.encode()) == ("X", b"abc", b"")
-    assert jwtmod._pem_decode(("junk\n" + body + "tail").encode()) == ("X", b"abc", b"tail")
-    assert jwtmod._pem_decode(b"-----BEGIN X-----\nYWJj\n-----END Y-----\n") is None
+    assert _pem(body.encode()) == ("X", b"abc", b"")
+    assert _pem(("junk\n" + body + "tail").encode()) == ("X", b"abc", b"tail")
+    assert _pem(b"-----BEGIN X-----\nYWJj\n-----END Y-----\n") is None
     with_headers = "-----BEGIN X-----\nProc-Type: 4\n\nYWJj\n-----END X-----"
-    assert jwtmod._pem_decode(with_headers.encode()) == ("X", b"abc", b"")
+    assert _pem(with_headers.encode()) == ("X", b"abc", b"")

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import random
-import subprocess
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import pytest
+from opa_oracle import OPA, Outcome, eval_calls, mismatches
 
-from council.opa_tool import TOOL_DIR
 from pdp.builtins.base import BuiltinError, EvalContext, OperandError
 from pdp.builtins.net import (
     CancelError,
@@ -23,9 +19,8 @@ from pdp.builtins.net import (
     net_lookup_ip_addr,
     parse_addr,
 )
-from pdp.values import RegoSet, encode, rego_equal
+from pdp.values import RegoSet, rego_equal
 
-OPA = TOOL_DIR / "opa"
 CTX = EvalContext()
 
 FNS = {
@@ -283,38 +278,6 @@ def _differential_cases() -> list[tuple[str, list[Any]]]:
     return cases
 
 
-def _opa_results(cases: list[tuple[str, list[Any]]]) -> list[tuple[Any, ...]]:
-    """Evaluate every case in one ``opa eval``: JSON arguments travel in the input (so the
-    type checker cannot see them), sets are written as literals."""
-    lines = ["package t"]
-    for i, (name, args) in enumerate(cases):
-        refs = [
-            encode(a) if isinstance(a, RegoSet) else f"input.a[{i}][{j}]"
-            for j, a in enumerate(args)
-        ]
-        lines.append(f"r{i} := {name}({', '.join(refs)})")
-    inputs = [[None if isinstance(a, RegoSet) else a for a in args] for _, args in cases]
-    with tempfile.TemporaryDirectory() as tmp:
-        module, input_file = Path(tmp, "t.rego"), Path(tmp, "input.json")
-        module.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        input_file.write_text(json.dumps({"a": inputs}), encoding="utf-8")
-        command = [str(OPA), "eval", "--show-builtin-errors", "--format", "json"]
-        command += ["-d", str(module), "-i", str(input_file), "data.t"]
-        proc = subprocess.run(command, capture_output=True, check=False, timeout=60)
-    output = json.loads(proc.stdout)
-    values = output["result"][0]["expressions"][0]["value"]
-    errors = {e["location"]["row"] - 2: e for e in output.get("errors", [])}
-    results: list[tuple[Any, ...]] = []
-    for i in range(len(cases)):
-        if i in errors:
-            results.append(("error", errors[i]["code"], errors[i]["message"]))
-        elif f"r{i}" in values:
-            results.append(("ok", values[f"r{i}"]))
-        else:
-            results.append(("undefined",))
-    return results
-
-
 def _our_result(name: str, args: list[Any]) -> tuple[Any, ...]:
     try:
         value = FNS[name](EvalContext(), *args)
@@ -323,22 +286,19 @@ def _our_result(name: str, args: list[Any]) -> tuple[Any, ...]:
     return ("ok", list(value) if isinstance(value, RegoSet) else value)
 
 
+def _same(ours: Outcome, theirs: Outcome) -> bool:
+    """Outcomes agree; sets of CIDRs come back as arrays whose order may differ."""
+    if ours[0] == "ok" and theirs[0] == "ok":
+        if isinstance(ours[1], list):
+            return rego_equal(RegoSet(ours[1]), RegoSet(theirs[1]))
+        return rego_equal(ours[1], theirs[1])
+    return ours == theirs
+
+
 @pytest.mark.differential
 def test_agrees_with_opa_eval() -> None:
     if not OPA.exists():
         pytest.skip("pinned opa binary not installed")
     cases = _differential_cases()
-    mismatches = []
-    for (name, args), theirs in zip(cases, _opa_results(cases), strict=True):
-        ours = _our_result(name, args)
-        if ours[0] == "ok" and theirs[0] == "ok":
-            same = (
-                rego_equal(RegoSet(ours[1]), RegoSet(theirs[1]))
-                if isinstance(ours[1], list)
-                else rego_equal(ours[1], theirs[1])
-            )
-        else:
-            same = ours == theirs
-        if not same:
-            mismatches.append(f"{name}{args!r}:\n  opa:  {theirs!r}\n  ours: {ours!r}")
-    assert not mismatches, "\n".join(mismatches[:20])
+    found = mismatches(cases, eval_calls(cases, timeout=60), _our_result, _same)
+    assert not found, "\n".join(found[:20])

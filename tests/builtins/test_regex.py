@@ -7,20 +7,15 @@ through ``opa eval`` in one call and compares results and error messages.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import pytest
+from opa_oracle import OPA, eval_calls, host_outcome, mismatches
 
 from pdp.builtins import regex
-from pdp.builtins.base import UNDEFINED, BuiltinError, EvalContext, OperandError
-from pdp.values import rego_equal, to_json_compatible
+from pdp.builtins.base import BuiltinError, EvalContext, OperandError
 
 CTX = EvalContext(strict=True)
-OPA = Path(__file__).resolve().parents[2] / ".tools" / "bin" / "opa"
 SPECS = {s.name: s for s in regex.BUILTINS}
 
 
@@ -224,63 +219,11 @@ CASES: list[tuple[str, tuple[Any, ...]]] = [
 ]
 
 
-def _run_opa(cases: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[Any, ...]]:
-    """Evaluate every case in one ``opa eval``: ("ok", v), ("undefined",) or ("error", c, m).
-
-    Arguments travel in ``input`` so OPA neither folds nor type-checks them, and
-    ``--show-builtin-errors`` reports every failing call without stopping evaluation.
-    """
-    lines = ["package t"]
-    for i, (name, args) in enumerate(cases):
-        refs = ", ".join(f"input.a[{i}][{j}]" for j in range(len(args)))
-        lines.append(f"r{i} := {name}({refs})")
-    with tempfile.TemporaryDirectory() as tmp:
-        module, input_file = Path(tmp, "t.rego"), Path(tmp, "input.json")
-        module.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        input_file.write_text(json.dumps({"a": [list(a) for _, a in cases]}), encoding="utf-8")
-        proc = subprocess.run(
-            [
-                *(OPA, "eval", "--show-builtin-errors", "--format", "json"),
-                *("-d", str(module), "-i", str(input_file), "data.t"),
-            ],
-            capture_output=True,
-            check=False,
-        )
-    output = json.loads(proc.stdout)
-    assert "result" in output, output.get("errors")
-    values = output["result"][0]["expressions"][0]["value"]
-    errors = {e["location"]["row"] - 2: e for e in output.get("errors", [])}
-    results: list[tuple[Any, ...]] = []
-    for i in range(len(cases)):
-        if i in errors:
-            results.append(("error", errors[i]["code"], errors[i]["message"]))
-        elif f"r{i}" in values:
-            results.append(("ok", values[f"r{i}"]))
-        else:
-            results.append(("undefined",))
-    return results
-
-
-def _run_python(name: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
-    try:
-        value = SPECS[name].fn(CTX, *args)
-    except BuiltinError as exc:
-        return ("error", exc.code, f"{name}: {exc.message}" if exc.prefix else exc.message)
-    if value is UNDEFINED:
-        return ("undefined",)
-    return ("ok", to_json_compatible(value))
-
-
 @pytest.mark.differential
 def test_regex_builtins_agree_with_opa_eval() -> None:
     if not OPA.exists():
         pytest.skip("pinned opa binary not installed")
-    mismatches = []
-    for (name, args), theirs in zip(CASES, _run_opa(CASES), strict=True):
-        ours = _run_python(name, args)
-        same = ours[0] == theirs[0] and (
-            rego_equal(ours[1], theirs[1]) if ours[0] == "ok" else ours == theirs
-        )
-        if not same:
-            mismatches.append(f"{name}{args!r}:\n  opa:  {theirs!r}\n  ours: {ours!r}")
-    assert not mismatches, "\n".join(mismatches)
+    found = mismatches(
+        CASES, eval_calls(CASES), lambda name, args: host_outcome(SPECS[name].fn, CTX, name, args)
+    )
+    assert not found, "\n".join(found)

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from council.opa_tool import find_opa
+from pdp.builtins._golang import go_quote
 from pdp.builtins.base import BuiltinError, EvalContext, OperandError
-from pdp.builtins.gofmt import GoInt, JSONNumber, go_quote, sprint, sprintf, sprintln
+from pdp.builtins.gofmt import GoInt, JSONNumber, sprint, sprintf, sprintln
 from pdp.builtins.gotemplate import TemplateError, render
 from pdp.builtins.strings import (
     BUILTINS,

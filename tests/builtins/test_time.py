@@ -7,24 +7,20 @@ binary in one ``opa eval`` call.
 
 from __future__ import annotations
 
-import json
 import random
-import subprocess
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from opa_oracle import OPA, eval_calls, host_outcome, mismatches
 
 from pdp.builtins import golayout, timefns
+from pdp.builtins._golang import go_quote
 from pdp.builtins.base import BuiltinError, EvalContext, OperandError
 from pdp.builtins.registry import all_builtin_specs
-from pdp.values import rego_equal
 
 CTX = EvalContext(strict=True)
 FNS = {spec.name: spec.fn for spec in timefns.BUILTINS}
-OPA = Path(__file__).resolve().parents[2] / ".tools" / "bin" / "opa"
 
 
 def call(name: str, *args: Any) -> Any:
@@ -407,9 +403,7 @@ def test_argument_errors(
 
 def test_quoting_helpers() -> None:
     assert golayout.go_quote('a"\\\té\x7f'.encode()) == '"a\\"\\\\\\x09\\xc3\\xa9\x7f"'
-    assert golayout.strconv_quote('a"\\\té\x7f\u200b\U0001f600') == (
-        '"a\\"\\\\\\té\\x7f\\u200b\U0001f600"'
-    )
+    assert go_quote('a"\\\té\x7f\u200b\U0001f600') == '"a\\"\\\\\\té\\x7f\\u200b\U0001f600"'
 
 
 # --- differential ------------------------------------------------------------------------
@@ -506,55 +500,12 @@ def _differential_cases() -> list[tuple[str, list[Any]]]:
     return cases
 
 
-def _opa_results(cases: list[tuple[str, list[Any]]]) -> list[tuple[Any, ...]]:
-    """Evaluate every case in one ``opa eval --show-builtin-errors``; args travel in input."""
-    lines = ["package t"]
-    for i, (name, args) in enumerate(cases):
-        refs = ", ".join(f"input.a[{i}][{j}]" for j in range(len(args)))
-        lines.append(f"r{i} := {name}({refs})")
-    with tempfile.TemporaryDirectory() as tmp:
-        module, input_file = Path(tmp, "t.rego"), Path(tmp, "input.json")
-        module.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        input_file.write_text(json.dumps({"a": [args for _, args in cases]}), encoding="utf-8")
-        command = [OPA, "eval", "--show-builtin-errors", "--format", "json"]
-        command += ["-d", str(module), "-i", str(input_file), "data.t"]
-        proc = subprocess.run(
-            command,
-            capture_output=True,
-            check=False,
-        )
-    output = json.loads(proc.stdout)
-    values = output["result"][0]["expressions"][0]["value"]
-    errors = {e["location"]["row"] - 2: e for e in output.get("errors", [])}
-    results: list[tuple[Any, ...]] = []
-    for i in range(len(cases)):
-        if i in errors:
-            results.append(("error", errors[i]["code"], errors[i]["message"]))
-        elif f"r{i}" in values:
-            results.append(("ok", values[f"r{i}"]))
-        else:
-            results.append(("undefined",))
-    return results
-
-
-def _our_result(name: str, args: list[Any]) -> tuple[Any, ...]:
-    try:
-        return ("ok", FNS[name](CTX, *args))
-    except BuiltinError as exc:
-        return ("error", exc.code, f"{name}: {exc.message}")
-
-
 @pytest.mark.differential
 def test_agrees_with_opa_eval() -> None:
     if not OPA.exists():
         pytest.skip("pinned opa binary not installed")
     cases = _differential_cases()
-    mismatches = []
-    for (name, args), theirs in zip(cases, _opa_results(cases), strict=True):
-        ours = _our_result(name, args)
-        same = ours[0] == theirs[0] and (
-            rego_equal(ours[1], theirs[1]) if ours[0] == "ok" else ours == theirs
-        )
-        if not same:
-            mismatches.append(f"{name}{args!r}:\n  opa:  {theirs!r}\n  ours: {ours!r}")
-    assert not mismatches, "\n".join(mismatches[:20])
+    found = mismatches(
+        cases, eval_calls(cases), lambda name, args: host_outcome(FNS[name], CTX, name, args)
+    )
+    assert not found, "\n".join(found[:20])

@@ -11,13 +11,8 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import ipaddress
-import json
 import random
-import subprocess
-import tempfile
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,12 +26,13 @@ from cryptography.x509 import (
     UniformResourceIdentifier,
 )
 from cryptography.x509.oid import AttributeOID, ExtendedKeyUsageOID, NameOID
+from opa_oracle import OPA, opa_batch, opa_strict_many
 
 from pdp.builtins import x509 as x509_builtins
+from pdp.builtins._gourl import url_parse
 from pdp.builtins.base import BuiltinError, EvalContext
 from pdp.values import rego_equal
 
-OPA = Path(__file__).resolve().parents[2] / ".tools" / "bin" / "opa"
 needs_opa = pytest.mark.skipif(not OPA.exists(), reason="pinned opa binary not installed")
 BUILTINS = {spec.name: spec.fn for spec in x509_builtins.BUILTINS}
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -52,43 +48,6 @@ def call(name: str, *args: Any) -> Any:
         return BUILTINS[name](EvalContext(strict=True), *args)
     except BuiltinError as err:
         return ("error", err.code, f"{name}: {err.message}" if err.prefix else err.message)
-
-
-def opa_batch(calls: dict[str, tuple[str, tuple[Any, ...]]]) -> dict[str, Any]:
-    """Evaluate ``name(args...)`` for every entry in one non-strict ``opa eval``."""
-    rules = [
-        f"r{i} := {name}({', '.join(f'input[{i}][{j}]' for j in range(len(args)))})"
-        for i, (name, args) in enumerate(calls.values())
-    ]
-    with tempfile.TemporaryDirectory() as tmp:
-        Path(tmp, "t.rego").write_text("package t\n" + "\n".join(rules))
-        Path(tmp, "input.json").write_text(json.dumps([list(a) for _, a in calls.values()]))
-        command = [str(OPA), "eval", "--format", "json", "-d", f"{tmp}/t.rego"]
-        out = subprocess.run(
-            [*command, "-i", f"{tmp}/input.json", "data.t"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    value = json.loads(out.stdout)["result"][0]["expressions"][0]["value"]
-    return {key: value.get(f"r{i}", "undefined") for i, key in enumerate(calls)}
-
-
-def opa_strict(name: str, args: tuple[Any, ...]) -> Any:
-    """One strict ``opa eval``: the value, or ("error", code, message)."""
-    query = f"x := {name}({', '.join(f'input[{j}]' for j in range(len(args)))})"
-    out = subprocess.run(
-        [str(OPA), "eval", "--strict-builtin-errors", "--format", "json", "--stdin-input", query],
-        input=json.dumps(list(args)),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    result = json.loads(out.stdout)
-    if "errors" in result:
-        err = result["errors"][0]
-        return ("error", err["code"], err["message"])
-    return result["result"][0]["bindings"]["x"]
 
 
 def differences(mine: Any, theirs: Any, path: str = "") -> list[str]:
@@ -704,8 +663,7 @@ def _without_addresses(error: tuple[str, str, str]) -> tuple[str, str, str]:
 @pytest.mark.differential
 def test_differential_errors(pki: PKI) -> None:
     cases = error_cases(pki)
-    with ThreadPoolExecutor(16) as pool:
-        theirs = list(pool.map(lambda c: opa_strict(*c), cases))
+    theirs = opa_strict_many(cases)
     problems = []
     for (name_, args), result in zip(cases, theirs, strict=True):
         mine, expected = call(name_, *args), result
@@ -740,4 +698,4 @@ def test_verification_uses_evaluation_time(pki: PKI) -> None:
     ],
 )
 def test_url_round_trip(uri: str, string: str) -> None:
-    assert x509_builtins.url_parse(uri.encode()).string().decode() == string
+    assert url_parse(uri.encode()).string().decode() == string

@@ -52,6 +52,10 @@ class ZeroTrustOutcome:
     webhook_allowed_status: int = 0
     webhook_denied_status: int = 0
     webhook_denied_problem: dict[str, Any] = field(default_factory=dict)
+    connector_allowed_status: int = 0
+    connector_rows: int = 0
+    connector_denied_status: int = 0
+    connector_denied_problem: dict[str, Any] = field(default_factory=dict)
 
 
 def _council(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
@@ -129,6 +133,86 @@ def _token_lifetime(gateway: str, ca_cert: Path, identity: Path) -> int:
     return int(reply.expires_in)
 
 
+def _service_token(
+    gateway: str, ca_cert: Path, identity: Path, api_key: str, scopes: list[str]
+) -> str:
+    """A short-lived token for a service holding an API key (sent over the service's mTLS)."""
+    import grpc
+
+    from gateway.mtls import channel_credentials
+    from proto.council.v1 import tokens_pb2, tokens_pb2_grpc
+
+    creds = channel_credentials(identity.with_suffix(".crt"), identity.with_suffix(".key"), ca_cert)
+    with grpc.secure_channel(gateway, creds) as channel:
+        reply = tokens_pb2_grpc.TokensStub(channel).Exchange(
+            tokens_pb2.ExchangeRequest(scopes=scopes, audience="council-connector"),
+            metadata=[("authorization", f"ApiKey {api_key}")],
+            timeout=10,
+        )
+    return str(reply.access_token)
+
+
+def _get(url: str, token: str) -> tuple[int, dict[str, Any]]:
+    req = urllib.request.Request(url, headers={"authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=15) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"{}")
+
+
+def _connector_demo(
+    workdir: Path,
+    *,
+    pdp: str,
+    gateway: str,
+    admin: list[str],
+    ca_cert: Path,
+    certs: Path,
+    processes: list[subprocess.Popen[str]],
+    out: ZeroTrustOutcome,
+    say: Callable[[str], None],
+) -> None:
+    """An analytics service reads through the connector PEP: its dataset is served, a pii
+    dataset is refused with the policy's reasons."""
+    import sqlite3
+
+    db = workdir / "warehouse.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE sales (region TEXT, amount INTEGER)")
+        conn.executemany("INSERT INTO sales VALUES (?, ?)", [("emea", 120), ("apac", 75)])
+        conn.execute("CREATE TABLE customers (name TEXT, email TEXT)")
+        conn.execute("INSERT INTO customers VALUES ('Ada', 'ada@example.com')")
+    config = workdir / "connectors.json"
+    labels = {"sales": ["internal"], "customers": ["pii"]}
+    config.write_text(json.dumps({"connectors": [
+        {"name": "warehouse", "kind": "sqlite", "tenant": "acme",
+         "options": {"path": str(db), "labels": labels}},
+    ]}))  # fmt: skip
+    created = _must(_council(*admin, "apikey", "create", "--subject", "bob", "--tenant", "acme",
+                             "--scope", "connector:read:sales"))  # fmt: skip
+    api_key = json.loads(created)["api_key"]
+    token = _service_token(gateway, ca_cert, certs / "analytics", api_key, ["connector:read:sales"])
+    tls = ["--tls-ca", str(ca_cert), "--tls-cert", str(certs / "analytics.crt"),
+           "--tls-key", str(certs / "analytics.key")]  # fmt: skip
+    match = _spawn(
+        ["sidecar", "connector", "--listen", "127.0.0.1:0", "--pdp", pdp, "--gateway", gateway,
+         "--config", str(config), "--usage-spool", str(workdir / "connector-usage.db"), *tls],
+        r"listening on http://127\.0\.0\.1:(\d+)",
+        processes,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{match.group(1)}/datasets"
+    status, body = _get(f"{base}/sales?op=read&limit=10", token)
+    out.connector_allowed_status, out.connector_rows = status, int(body.get("count", 0))
+    rows = out.connector_rows
+    say(f"analytics (bob, connector:read:sales) reads sales -> HTTP {status}, {rows} rows")
+    status, problem = _get(f"{base}/customers?op=read", token)
+    out.connector_denied_status, out.connector_denied_problem = status, problem
+    say(f"analytics reads customers (labelled pii) -> HTTP {status}")
+    for reason in problem.get("reasons", []):
+        say(f"    reason: {reason}")
+
+
 def run_zero_trust(
     workdir: Path,
     pdp: str,
@@ -140,7 +224,13 @@ def run_zero_trust(
     ca, state, certs = workdir / "ca", workdir / "gateway", workdir / "certs"
     certs.mkdir(parents=True, exist_ok=True)
     _must(_council("ca", "init", "--dir", str(ca), "--trust-domain", TRUST_DOMAIN))
-    for kind, name in (("cli", "operator"), ("agent", DEVICE), ("sidecar", "webhook")):
+    identities = (
+        ("cli", "operator"),
+        ("agent", DEVICE),
+        ("sidecar", "webhook"),
+        ("sidecar", "analytics"),
+    )
+    for kind, name in identities:
         _must(_council("ca", "issue", "--dir", str(ca), "--kind", kind, "--name", name,
                        "-o", str(certs / name)))  # fmt: skip
     _must(_council("gateway", "bootstrap", "--state", str(state), "--spiffe-id", OPERATOR,
@@ -237,4 +327,15 @@ def run_zero_trust(
         say(f"    reason: {reason}")
     if problem.get("remedy"):
         say(f"    what to do: {problem['remedy']}")
+    _connector_demo(
+        workdir,
+        pdp=pdp,
+        gateway=gateway,
+        admin=admin,
+        ca_cert=ca / "ca.crt",
+        certs=certs,
+        processes=processes,
+        out=out,
+        say=say,
+    )
     return out

@@ -62,27 +62,31 @@ def _say(message: str) -> None:
 
 
 def _add_tls_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tls-cert", type=Path, help="client certificate for the PDP and gateway")
+    p.add_argument("--tls-cert", type=Path, help="client certificate for the gateway (mTLS)")
     p.add_argument("--tls-key", type=Path, help="its private key")
-    p.add_argument("--tls-ca", type=Path, help="CA bundle that signed the servers")
+    p.add_argument("--tls-ca", type=Path, help="CA bundle that signed the gateway")
+    p.add_argument("--pdp-tls-cert", type=Path, help="client certificate for a PDP behind mTLS")
+    p.add_argument("--pdp-tls-key", type=Path, help="its private key")
+    p.add_argument("--pdp-tls-ca", type=Path, help="CA bundle that signed the PDP's proxy")
 
 
-def _tls(args: argparse.Namespace) -> Any:
-    """TLSFiles from the flags, None without them.
+def _tls(args: argparse.Namespace, prefix: str = "tls") -> Any:
+    """TLSFiles from the ``--<prefix>-cert/key/ca`` flags, None without them.
 
     Raises ValueError when the flags are incomplete and OSError when a file is unreadable,
     so that a typo is a usage error here rather than a failed channel later.
     """
     from pep_sidecars.pdp_client import TLSFiles
 
-    given = [args.tls_cert, args.tls_key, args.tls_ca]
+    given = [getattr(args, f"{prefix}_{part}") for part in ("cert", "key", "ca")]
     if not any(given):
         return None
     if not all(given):
-        raise ValueError("--tls-cert, --tls-key and --tls-ca go together")
+        flag = "--" + prefix.replace("_", "-")
+        raise ValueError(f"{flag}-cert, {flag}-key and {flag}-ca go together")
     for path in given:
         path.read_bytes()
-    return TLSFiles(cert=args.tls_cert, key=args.tls_key, ca=args.tls_ca)
+    return TLSFiles(cert=given[0], key=given[1], ca=given[2])
 
 
 def _exit_code(returncode: int) -> int:
@@ -222,6 +226,7 @@ async def _exec(args: argparse.Namespace) -> int:
     try:
         token = read_token(args.token, args.token_file)
         tls = _tls(args)
+        pdp_tls = _tls(args, "pdp_tls")
     except OSError as exc:
         _say(f"cannot read {exc.filename}: {exc.strerror}")
         return EXIT_USAGE
@@ -233,6 +238,7 @@ async def _exec(args: argparse.Namespace) -> int:
         gateway=args.gateway,
         jwks_file=args.jwks,
         tls=tls,
+        pdp_tls=pdp_tls,
         audience=args.audience or DEFAULT_AUDIENCE,
         issuer=args.issuer or DEFAULT_ISSUER,
     )
@@ -363,6 +369,7 @@ def cmd_sidecar_connector(args: argparse.Namespace) -> int:
             config_file=args.config,
             usage_spool=args.usage_spool or USAGE_DIR / "connector.db",
             tls=_tls(args),
+            pdp_tls=_tls(args, "pdp_tls"),
             audience=args.audience or DEFAULT_AUDIENCE,
             issuer=args.issuer or DEFAULT_ISSUER,
         )

@@ -369,7 +369,10 @@ class CLIContext:
         pdp: ``host:port`` of the PDP's gRPC listener.
         gateway: ``host:port`` of the gateway (JWKS, posture, usage); None: none of them.
         jwks_file: a JWK Set file, used instead of asking the gateway.
-        tls: client certificate, key and CA for the PDP and gateway channels.
+        tls: client certificate, key and CA for the gateway channel (the gateway always
+            requires mTLS).
+        pdp_tls: the same for the PDP channel, when the PDP sits behind mTLS; None for a
+            PDP reached in plaintext on a private address.
         audience / issuer: what verified tokens must name.
         timeout: seconds per gateway call.
     """
@@ -378,6 +381,7 @@ class CLIContext:
     gateway: str | None = None
     jwks_file: Path | None = None
     tls: TLSFiles | None = None
+    pdp_tls: TLSFiles | None = None
     audience: str = DEFAULT_AUDIENCE
     issuer: str = DEFAULT_ISSUER
     timeout: float = GATEWAY_TIMEOUT
@@ -472,7 +476,7 @@ async def decide_cli(
 
     ``pdp`` reuses a client; without one, a client is opened and closed here.
     """
-    client = pdp or PDPClient(PDPClientConfig(target=context.pdp, tls=context.tls))
+    client = pdp or PDPClient(PDPClientConfig(target=context.pdp, tls=context.pdp_tls))
     try:
         return await client.decide(ENTRYPOINT, input_doc)
     except PDPUnavailable as exc:

@@ -39,7 +39,7 @@ from typing import Any
 import grpc
 from aiohttp import web
 
-from gateway.lifecycle import wait_for_stop_signal
+from gateway.lifecycle import serve_until_signalled
 from gateway.problem import problem_middleware, problem_response
 from pep_sidecars.cli_pep import (
     DEFAULT_ISSUER,
@@ -100,7 +100,9 @@ class ConnectorSidecarConfig:
         gateway: ``host:port`` of the gateway (JWKS, usage intake).
         config_file: the connectors (JSON or YAML, see :func:`connectors.load_specs`).
         usage_spool: SQLite file holding usage events not yet acknowledged.
-        tls: client certificate, key and CA for the PDP and gateway channels.
+        tls: client certificate, key and CA for the gateway channel (always mTLS).
+        pdp_tls: the same for the PDP channel when the PDP sits behind mTLS; None for a
+            PDP reached in plaintext on a private address.
         audience / issuer: what accepted tokens must name.
         jwks_refresh / jwks_min_interval: see the module docstring.
         max_body: largest query body accepted, in bytes.
@@ -113,6 +115,7 @@ class ConnectorSidecarConfig:
     config_file: Path
     usage_spool: Path
     tls: TLSFiles | None = None
+    pdp_tls: TLSFiles | None = None
     audience: str = DEFAULT_AUDIENCE
     issuer: str = DEFAULT_ISSUER
     jwks_refresh: float = DEFAULT_JWKS_REFRESH
@@ -264,7 +267,7 @@ class ConnectorSidecar:
         try:
             specs = load_specs(config.config_file)
             connectors = [create_connector(spec) for spec in specs]
-            self._pdp = PDPClient(PDPClientConfig(target=config.pdp, tls=config.tls))
+            self._pdp = PDPClient(PDPClientConfig(target=config.pdp, tls=config.pdp_tls))
             credentials = config.tls.credentials() if config.tls else None
             self._usage = _open_usage(config, credentials)
             await self._usage.start()
@@ -291,6 +294,18 @@ class ConnectorSidecar:
         except BaseException:
             await self.close()
             raise
+
+    def banner(self) -> str:
+        """The start-up line: where callers connect and which PDP decides."""
+        host = _split(self.config.listen)[0]
+        return (
+            f"council connector PEP listening on http://{host}:{self.port} "
+            f"-> pdp {self.config.pdp}, gateway {self.config.gateway}"
+        )
+
+    async def stop(self) -> None:
+        """Same as :meth:`close` (the lifecycle name servers share)."""
+        await self.close()
 
     async def close(self) -> None:
         """Stop listening, then close the connectors, channel, usage reporter and PDP client."""
@@ -383,9 +398,4 @@ async def _query(request: web.Request) -> web.Response:
 
 async def serve_connector(config: ConnectorSidecarConfig) -> None:
     """Run the sidecar until SIGINT or SIGTERM."""
-    sidecar = ConnectorSidecar(config)
-    await sidecar.start()
-    try:
-        await wait_for_stop_signal()
-    finally:
-        await sidecar.close()
+    await serve_until_signalled(ConnectorSidecar(config))

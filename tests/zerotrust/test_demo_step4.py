@@ -48,6 +48,10 @@ def test_demo_step_4(tmp_path: Path) -> None:
     assert problem["decision_id"]
     assert any("invoice.paid" in reason for reason in problem["reasons"])
     assert any("-> HTTP 403" in line for line in lines)
+    assert outcome.connector_allowed_status == 200 and outcome.connector_rows == 2
+    assert outcome.connector_denied_status == 403
+    assert outcome.connector_denied_problem["decision_id"]
+    assert any("pii" in reason for reason in outcome.connector_denied_problem["reasons"])
 
 
 def test_council_demo_runs_every_built_step() -> None:

@@ -30,15 +30,14 @@ from concurrent.futures import Executor
 from typing import Any, NoReturn, TypeVar
 
 import grpc
-from google.protobuf import any_pb2
-from google.rpc import error_details_pb2, status_pb2
-from grpc_status import rpc_status as grpc_rpc_status
+from google.rpc import status_pb2
 
 from gateway import mtls
 from gateway.auth_interceptor import current_claims
 from gateway.ca import CAError, parse_spiffe_id
 from gateway.posture import PostureError, PostureIntake
 from gateway.posture_servicer import status_message
+from gateway.status import abort, error_status
 from gateway.tokens import (
     API_KEY_PREFIX,
     AuthError,
@@ -160,17 +159,13 @@ class StateUnavailableError(AdminError):
 
 
 def _rpc_status(exc: AdminError) -> status_pb2.Status:
-    info = error_details_pb2.ErrorInfo(
-        reason=exc.code.upper(), domain=ERROR_DOMAIN, metadata=exc.metadata
+    return error_status(
+        exc.status, exc.message, reason=exc.code.upper(), domain=ERROR_DOMAIN, metadata=exc.metadata
     )
-    detail = any_pb2.Any()
-    detail.Pack(info)
-    return status_pb2.Status(code=exc.status.value[0], message=exc.message, details=[detail])
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: AdminError) -> NoReturn:
-    await context.abort_with_status(grpc_rpc_status.to_status(_rpc_status(exc)))
-    raise AssertionError("abort_with_status returned")  # it always raises
+    await abort(context, _rpc_status(exc))
 
 
 def check_obligations(decision: PDPDecision, method: str) -> None:

@@ -30,11 +30,11 @@ from typing import Any, NoReturn
 
 import grpc
 from cryptography import x509
-from google.protobuf import any_pb2
-from google.rpc import error_details_pb2, status_pb2
-from grpc_status import rpc_status as grpc_rpc_status
+from google.rpc import status_pb2
 
 from gateway.ca import CAError, CertificateIdentity, certificate_identity, trust_domain_of
+from gateway.status import abort as abort_with_status
+from gateway.status import code_for, error_status
 from gateway.tokens import (
     AuthError,
     CertificateRejectedError,
@@ -77,17 +77,13 @@ def auth_status(exc: AuthError) -> status_pb2.Status:
     The ``ErrorInfo`` reason is the error's code in capitals (``TOKEN_REPLAYED``,
     ``SCOPE_DENIED``, …), so clients can branch on it without parsing the message.
     """
-    code = next((c for kind, c in _CODES if isinstance(exc, kind)), grpc.StatusCode.UNAUTHENTICATED)
-    info = error_details_pb2.ErrorInfo(reason=exc.code.upper(), domain=ERROR_DOMAIN)
-    detail = any_pb2.Any()
-    detail.Pack(info)
-    return status_pb2.Status(code=code.value[0], message=exc.message, details=[detail])
+    code = code_for(exc, _CODES, grpc.StatusCode.UNAUTHENTICATED)
+    return error_status(code, exc.message, reason=exc.code.upper(), domain=ERROR_DOMAIN)
 
 
 async def abort(context: grpc.aio.ServicerContext, exc: AuthError) -> NoReturn:
     """End the RPC with the status for ``exc``."""
-    await context.abort_with_status(grpc_rpc_status.to_status(auth_status(exc)))
-    raise AssertionError("abort_with_status returned")  # it always raises
+    await abort_with_status(context, auth_status(exc))
 
 
 Guard = Callable[[grpc.aio.ServicerContext], Awaitable[None]]

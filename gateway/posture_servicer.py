@@ -21,9 +21,7 @@ from concurrent.futures import Executor
 from typing import NoReturn, TypeVar
 
 import grpc
-from google.protobuf import any_pb2
-from google.rpc import error_details_pb2, status_pb2
-from grpc_status import rpc_status as grpc_rpc_status
+from google.rpc import status_pb2
 
 from gateway import mtls
 from gateway.posture import (
@@ -36,6 +34,7 @@ from gateway.posture import (
     RejectedReportError,
     UnknownDeviceError,
 )
+from gateway.status import abort, code_for, error_status
 from gateway.tokens import AuthError
 from proto.council.v1 import posture_pb2, posture_pb2_grpc
 
@@ -62,25 +61,15 @@ _CODES: tuple[tuple[type[PostureError], grpc.StatusCode], ...] = (
 T = TypeVar("T")
 
 
-def _grpc_code(exc: PostureError) -> grpc.StatusCode:
-    for kind, code in _CODES:
-        if isinstance(exc, kind):
-            return code
-    return grpc.StatusCode.INTERNAL
-
-
 def _rpc_status(exc: PostureError, **metadata: str) -> status_pb2.Status:
-    info = error_details_pb2.ErrorInfo(
-        reason=exc.code.upper(), domain=ERROR_DOMAIN, metadata=metadata
+    code = code_for(exc, _CODES, grpc.StatusCode.INTERNAL)
+    return error_status(
+        code, exc.message, reason=exc.code.upper(), domain=ERROR_DOMAIN, metadata=metadata
     )
-    detail = any_pb2.Any()
-    detail.Pack(info)
-    return status_pb2.Status(code=_grpc_code(exc).value[0], message=exc.message, details=[detail])
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: PostureError, **metadata: str) -> NoReturn:
-    await context.abort_with_status(grpc_rpc_status.to_status(_rpc_status(exc, **metadata)))
-    raise AssertionError("abort_with_status returned")  # it always raises
+    await abort(context, _rpc_status(exc, **metadata))
 
 
 async def _identity(context: grpc.aio.ServicerContext) -> str:

@@ -18,10 +18,9 @@ from concurrent.futures import Executor
 from typing import NoReturn
 
 import grpc
-from google.protobuf import any_pb2, message
 from google.rpc import error_details_pb2, status_pb2
-from grpc_status import rpc_status as grpc_rpc_status
 
+from gateway import status as statuses
 from gateway.usage_intake import (
     InvalidUsageRequestError,
     ReportResult,
@@ -46,20 +45,10 @@ _CODES: tuple[tuple[type[UsageError], grpc.StatusCode], ...] = (
 )
 
 
-def _pack(*details: message.Message) -> list[any_pb2.Any]:
-    packed = []
-    for detail in details:
-        item = any_pb2.Any()
-        item.Pack(detail)
-        packed.append(item)
-    return packed
-
-
 def error_status(exc: UsageError) -> status_pb2.Status:
     """The status of a request refused as a whole, with an ErrorInfo naming the error code."""
-    code = next((c for kind, c in _CODES if isinstance(exc, kind)), grpc.StatusCode.INTERNAL)
-    info = error_details_pb2.ErrorInfo(reason=exc.code.upper(), domain=ERROR_DOMAIN)
-    return status_pb2.Status(code=code.value[0], message=exc.message, details=_pack(info))
+    code = statuses.code_for(exc, _CODES, grpc.StatusCode.INTERNAL)
+    return statuses.error_status(code, exc.message, reason=exc.code.upper(), domain=ERROR_DOMAIN)
 
 
 def partial_status(result: ReportResult, received: int) -> status_pb2.Status:
@@ -72,11 +61,6 @@ def partial_status(result: ReportResult, received: int) -> status_pb2.Status:
         f" ({len(result.acknowledged)} acknowledged): {listed}"
         + (f"; and {more} more problem(s)" if more > 0 else "")
     )
-    info = error_details_pb2.ErrorInfo(
-        reason="INVALID_USAGE_EVENTS",
-        domain=ERROR_DOMAIN,
-        metadata={"acknowledged": str(len(result.acknowledged)), "rejected": str(len(rejected))},
-    )
     bad = error_details_pb2.BadRequest(
         field_violations=[
             error_details_pb2.BadRequest.FieldViolation(field=p.field, description=p.description)
@@ -84,16 +68,18 @@ def partial_status(result: ReportResult, received: int) -> status_pb2.Status:
         ]
     )
     reply = usage_pb2.ReportUsageResponse(acknowledged=result.acknowledged)
-    return status_pb2.Status(
-        code=grpc.StatusCode.INVALID_ARGUMENT.value[0],
-        message=message_text,
-        details=_pack(info, bad, reply),
+    return statuses.error_status(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        message_text,
+        reason="INVALID_USAGE_EVENTS",
+        domain=ERROR_DOMAIN,
+        metadata={"acknowledged": str(len(result.acknowledged)), "rejected": str(len(rejected))},
+        details=(bad, reply),
     )
 
 
 async def _abort(context: grpc.aio.ServicerContext, status: status_pb2.Status) -> NoReturn:
-    await context.abort_with_status(grpc_rpc_status.to_status(status))
-    raise AssertionError("abort_with_status returned")  # it always raises
+    await statuses.abort(context, status)
 
 
 class UsageServicer(usage_pb2_grpc.UsageServicer):

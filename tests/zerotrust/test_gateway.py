@@ -696,6 +696,7 @@ def test_http_health_status_and_problem_json(env: Env) -> None:
 
 # --- the commands -------------------------------------------------------------------------
 
+
 def run_cli(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="council")
     add_gateway_parser(parser.add_subparsers(dest="command", required=True))

@@ -20,7 +20,7 @@ from pdp.config import HostConfig
 from pdp.engine import PolicyEngine
 from pdp.errors import EntrypointNotFoundError, InvalidInputError, PDPError
 from pdp.instance import PrintHook
-from pdp.jsondoc import load_document
+from pdp.jsondoc import check_depth, load_document
 from pdp.module import PolicyModule
 from pdp.pool import InstancePool, encode_document
 
@@ -111,14 +111,17 @@ class Policy:
         result = self.evaluate_raw(entrypoint, input_json, strict=strict, timeout=timeout)
         return json.dumps(result, separators=(",", ":"), ensure_ascii=False).encode()
 
-    def _check_input(self, input_json: bytes | None) -> None:
-        if input_json is None:
-            return
+    def _check_size(self, input_json: bytes) -> None:
         if len(input_json) > self.config.max_input_bytes:
             raise InvalidInputError(
                 f"input of {len(input_json)} bytes exceeds the limit of "
                 f"{self.config.max_input_bytes}"
             )
+
+    def _check_input(self, input_json: bytes | None) -> None:
+        if input_json is None:
+            return
+        self._check_size(input_json)
         try:
             load_document(input_json, self.config.max_input_depth)
         except InvalidInputError as exc:
@@ -165,11 +168,13 @@ class Policy:
         undefined. Sets in the value come back as arrays, as from OPA's JSON API.
         """
         input_json = None if input is None else encode_document(input)
-        if input_json is not None and len(input_json) > self.config.max_input_bytes:
-            raise InvalidInputError(
-                f"input of {len(input_json)} bytes exceeds the limit of "
-                f"{self.config.max_input_bytes}"
-            )
+        if input_json is not None:
+            # Serialised here, so valid JSON; size and nesting are bounded like raw input.
+            self._check_size(input_json)
+            try:
+                check_depth(input_json, self.config.max_input_depth)
+            except InvalidInputError as exc:
+                raise InvalidInputError(f"input: {exc.message}") from exc
         eid = self._entrypoint_id(entrypoint)
         with self.pool.instance(timeout) as inst:
             return inst.evaluate(eid, input_json, strict)

@@ -140,6 +140,17 @@ def test_too_deep_input_is_invalid(policy: pdp.Policy) -> None:
         policy.evaluate_json("basics/deep", deep)
 
 
+def test_depth_limit_applies_to_python_documents_too(basics: bytes) -> None:
+    config = pdp.HostConfig(max_input_depth=8)
+    nested: list = []
+    for _ in range(20):
+        nested = [nested]
+    with pdp.load(basics, config=config) as p:
+        with pytest.raises(pdp.InvalidInputError, match="deeper than 8"):
+            p.evaluate("basics/deep", nested)
+        assert p.evaluate("basics/deep", [[1]]) == [{"result": 3}]
+
+
 def test_stack_exhaustion_traps_and_instance_is_replaced(basics: bytes) -> None:
     # Past the JSON check (which refuses such input), the module's own recursive
     # parser would overflow the Wasm stack: that must trap, not crash the process.

@@ -9,10 +9,8 @@ capability is not built yet say so plainly; nothing is simulated.
 from __future__ import annotations
 
 import json
-import re
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -27,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from council.opa_tool import PROJECT_ROOT
 from council.policy_build import build_bundle
+from council.processes import spawn_council
 from pdp.bundle_signing import sign_bundle
 
 DEV_KEYS = PROJECT_ROOT / ".cache" / "dev-keys"
@@ -67,23 +66,6 @@ def _dev_signing_key() -> tuple[ec.EllipticCurvePrivateKey, Path]:
     return loaded, public
 
 
-def _spawn(args: list[str], pattern: str, stack: Stack) -> re.Match[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "council", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=PROJECT_ROOT,
-    )
-    stack.processes.append(proc)
-    line = proc.stdout.readline() if proc.stdout else ""
-    match = re.search(pattern, line)
-    if not match:
-        err = proc.stderr.read() if proc.stderr and proc.poll() is not None else ""
-        raise RuntimeError(f"`council {' '.join(args[:2])}` did not start: {line}{err}")
-    return match
-
-
 @contextmanager
 def running_stack(workdir: Path) -> Iterator[Stack]:
     """Build, sign and serve the policies; stop every process on exit."""
@@ -93,7 +75,7 @@ def running_stack(workdir: Path) -> Iterator[Stack]:
     build_bundle(PROJECT_ROOT / "rego", bundle, revision=time.strftime("demo-%Y%m%dT%H%M%S"))
     bundle.write_bytes(sign_bundle(bundle, key, "ES256"))
     try:
-        match = _spawn(
+        match = spawn_council(
             [
                 "pdp",
                 "serve",
@@ -111,7 +93,8 @@ def running_stack(workdir: Path) -> Iterator[Stack]:
                 str(workdir / "decisions.db"),
             ],
             r"grpc=(\S+) http=(\S+)",
-            stack,
+            stack.processes,
+            workdir / "logs" / "pdp.log",
         )
         stack.pdp_grpc, stack.pdp_http = match.group(1), match.group(2)
         yield stack

@@ -11,7 +11,6 @@ properly signed event and refuses, with the policy's reason, one the policy deni
 from __future__ import annotations
 
 import json
-import re
 import secrets
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from council.opa_tool import PROJECT_ROOT
+from council.processes import spawn_council
 from pep_sidecars.webhook_signing import sign
 
 TRUST_DOMAIN = "council.demo"
@@ -74,22 +74,6 @@ def _must(result: subprocess.CompletedProcess[str]) -> str:
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(result.args[3:6])} failed: {result.stderr or result.stdout}")
     return result.stdout
-
-
-def _spawn(args: list[str], pattern: str, processes: list[subprocess.Popen[str]]) -> re.Match[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "council", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        cwd=PROJECT_ROOT,
-    )
-    processes.append(proc)
-    line = proc.stdout.readline() if proc.stdout else ""
-    match = re.search(pattern, line)
-    if not match:
-        raise RuntimeError(f"`council {' '.join(args[:2])}` did not start: {line!r}")
-    return match
 
 
 def _post_webhook(
@@ -195,11 +179,12 @@ def _connector_demo(
     token = _service_token(gateway, ca_cert, certs / "analytics", api_key, ["connector:read:sales"])
     tls = ["--tls-ca", str(ca_cert), "--tls-cert", str(certs / "analytics.crt"),
            "--tls-key", str(certs / "analytics.key")]  # fmt: skip
-    match = _spawn(
+    match = spawn_council(
         ["sidecar", "connector", "--listen", "127.0.0.1:0", "--pdp", pdp, "--gateway", gateway,
          "--config", str(config), "--usage-spool", str(workdir / "connector-usage.db"), *tls],
         r"listening on http://127\.0\.0\.1:(\d+)",
         processes,
+        workdir / "logs" / "connector.log",
     )  # fmt: skip
     base = f"http://127.0.0.1:{match.group(1)}/datasets"
     status, body = _get(f"{base}/sales?op=read&limit=10", token)
@@ -237,12 +222,13 @@ def run_zero_trust(
                    "--tenant", "council", "--scope", "admin:*", "--device-id", DEVICE))  # fmt: skip
     profile = workdir / "posture-profile.json"
     profile.write_text(json.dumps(LAB_PROFILE))
-    match = _spawn(
+    match = spawn_council(
         ["gateway", "serve", "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0",
          "--state", str(state), "--ca", str(ca), "--pdp", pdp,
          "--trust-domain", TRUST_DOMAIN, "--posture-profile", str(profile)],
         r"grpc=(\S+)",
         processes,
+        workdir / "logs" / "gateway.log",
     )  # fmt: skip
     gateway = match.group(1)
     say(
@@ -306,11 +292,12 @@ def run_zero_trust(
     senders = workdir / "senders.json"
     senders.write_text(json.dumps({"acme-crm": {"secret": secret, "tenant": "acme"}}))
     hook_state = workdir / "webhook"
-    match = _spawn(
+    match = spawn_council(
         ["sidecar", "webhook", "--listen", "127.0.0.1:0", "--pdp", pdp, "--senders", str(senders),
          "--state", str(hook_state), "--receiver-db", str(hook_state / "events.db")],
         r"listening on http://127\.0\.0\.1:(\d+)",
         processes,
+        workdir / "logs" / "webhook.log",
     )  # fmt: skip
     port = int(match.group(1))
     ok_status, _ = _post_webhook(

@@ -13,12 +13,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import grpc
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from council.policy_build import build_bundle
+from gateway.lifecycle import Server
 from gateway.pdp_server import PDPServer, PDPServerConfig
 from pdp.bundle_signing import VerificationKeys, sign_bundle
+from proto.council.v1 import usage_pb2, usage_pb2_grpc
 
 T = TypeVar("T")
 
@@ -67,11 +70,13 @@ def build_signed(source: Path, out: Path, key: SigningKey, revision: str) -> Pat
     return out
 
 
+S = TypeVar("S", bound=Server)
+
+
 @contextmanager
-def running_pdp(config: PDPServerConfig) -> Iterator[tuple[PDPServer, LoopThread]]:
-    """Start a PDP, yield it with its loop, and stop it cleanly."""
+def running_server(server: S) -> Iterator[tuple[S, LoopThread]]:
+    """Start any Council server on its own loop thread, yield it, and stop it cleanly."""
     loop = LoopThread()
-    server = PDPServer(config)
     try:
         loop.run(server.start())
         yield server, loop
@@ -80,3 +85,23 @@ def running_pdp(config: PDPServerConfig) -> Iterator[tuple[PDPServer, LoopThread
             loop.run(server.stop())
         finally:
             loop.close()
+
+
+@contextmanager
+def running_pdp(config: PDPServerConfig) -> Iterator[tuple[PDPServer, LoopThread]]:
+    """Start a PDP, yield it with its loop, and stop it cleanly."""
+    with running_server(PDPServer(config)) as running:
+        yield running
+
+
+class RecordingUsage(usage_pb2_grpc.UsageServicer):
+    """A minimal ``council.v1.Usage`` servicer that keeps every event it is sent."""
+
+    def __init__(self) -> None:
+        self.events: list[usage_pb2.UsageEvent] = []
+
+    async def Report(
+        self, request: usage_pb2.ReportUsageRequest, context: grpc.aio.ServicerContext
+    ) -> usage_pb2.ReportUsageResponse:
+        self.events.extend(request.events)
+        return usage_pb2.ReportUsageResponse(acknowledged=[e.event_id for e in request.events])

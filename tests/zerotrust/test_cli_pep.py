@@ -30,7 +30,7 @@ from typing import Any
 
 import grpc
 import pytest
-from pdp_harness import LoopThread, SigningKey, build_signed, running_pdp
+from pdp_harness import LoopThread, RecordingUsage, SigningKey, build_signed, running_pdp
 
 from agents import posture_keys
 from agents.posture import Fact, build_report
@@ -58,7 +58,7 @@ from pep_sidecars.session_recorder import (
     recorded_output,
     verify_recording,
 )
-from proto.council.v1 import tokens_pb2_grpc, usage_pb2, usage_pb2_grpc
+from proto.council.v1 import tokens_pb2_grpc, usage_pb2_grpc
 
 REGO = PROJECT_ROOT / "rego"
 TENANT = "acme"
@@ -91,19 +91,6 @@ class Clock:
 
     def __call__(self) -> float:
         return time.time() + self.offset
-
-
-class RecordingUsage(usage_pb2_grpc.UsageServicer):
-    """A minimal Usage servicer that keeps every event it is sent."""
-
-    def __init__(self) -> None:
-        self.events: list[usage_pb2.UsageEvent] = []
-
-    async def Report(
-        self, request: usage_pb2.ReportUsageRequest, context: grpc.aio.ServicerContext
-    ) -> usage_pb2.ReportUsageResponse:
-        self.events.extend(request.events)
-        return usage_pb2.ReportUsageResponse(acknowledged=[e.event_id for e in request.events])
 
 
 @dataclass

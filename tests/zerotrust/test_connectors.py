@@ -27,7 +27,7 @@ from typing import Any
 import grpc
 import pytest
 from aiohttp import web
-from pdp_harness import LoopThread, SigningKey, build_signed, running_pdp
+from pdp_harness import LoopThread, RecordingUsage, SigningKey, build_signed, running_pdp
 
 from council.opa_tool import PROJECT_ROOT
 from gateway.pdp_server import PDPServerConfig
@@ -49,7 +49,7 @@ from pep_sidecars.connectors import (
     create_connector,
 )
 from pep_sidecars.pdp_client import PDPClient, PDPClientConfig
-from proto.council.v1 import tokens_pb2_grpc, usage_pb2, usage_pb2_grpc
+from proto.council.v1 import tokens_pb2_grpc, usage_pb2_grpc
 
 REGO = PROJECT_ROOT / "rego"
 TENANT = "acme"
@@ -107,19 +107,6 @@ async def upstream_app() -> web.Application:
 
 
 # --- the gateway -------------------------------------------------------------------------------
-
-
-class RecordingUsage(usage_pb2_grpc.UsageServicer):
-    """A minimal Usage servicer that keeps every event it is sent."""
-
-    def __init__(self) -> None:
-        self.events: list[usage_pb2.UsageEvent] = []
-
-    async def Report(
-        self, request: usage_pb2.ReportUsageRequest, context: grpc.aio.ServicerContext
-    ) -> usage_pb2.ReportUsageResponse:
-        self.events.extend(request.events)
-        return usage_pb2.ReportUsageResponse(acknowledged=[e.event_id for e in request.events])
 
 
 @dataclass

@@ -33,7 +33,7 @@ from google.protobuf import message as pb_message
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
-from pdp_harness import LoopThread, SigningKey, build_signed, running_pdp
+from pdp_harness import LoopThread, SigningKey, build_signed, running_pdp, running_server
 
 from agents import posture_keys
 from agents.posture import Fact
@@ -132,16 +132,8 @@ def make_certificates(ca: CertificateAuthority, root: Path) -> None:
 
 @contextmanager
 def running_gateway(config: GatewayConfig) -> Iterator[tuple[GatewayServer, LoopThread]]:
-    loop = LoopThread()
-    server = GatewayServer(config)
-    try:
-        loop.run(server.start())
-        yield server, loop
-    finally:
-        try:
-            loop.run(server.stop())
-        finally:
-            loop.close()
+    with running_server(GatewayServer(config)) as running:
+        yield running
 
 
 @contextmanager

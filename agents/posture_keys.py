@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agents.posture import Fact, build_report, canonical
+from pdp.keyfile import KeyFileError, load_ed25519_key
 from proto.council.v1 import posture_pb2
 
 __all__ = [
@@ -84,17 +84,15 @@ class DeviceKey:
         return self.private_key.sign(payload)
 
 
-def _write_private(path: Path, data: bytes, *, exclusive: bool) -> None:
-    """Write ``data`` readable by the owner only; replace atomically unless ``exclusive``."""
-    target = path if exclusive else path.with_name(path.name + ".tmp")
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
-    fd = os.open(target, flags, PRIVATE_MODE)
+def _write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` readable by the owner only, replacing ``path`` atomically."""
+    target = path.with_name(path.name + ".tmp")
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_MODE)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
-    if not exclusive:
-        os.replace(target, path)
+    os.replace(target, path)
 
 
 def _key_dir(key_dir: Path) -> Path:
@@ -104,37 +102,17 @@ def _key_dir(key_dir: Path) -> Path:
 
 def load_device_key(key_dir: Path = DEFAULT_KEY_DIR, *, create: bool = False) -> DeviceKey:
     """The key in ``key_dir``; with ``create``, a new one is generated when none exists."""
-    path = key_dir / KEY_FILE
-    if create and not path.exists():
-        key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        try:
-            _write_private(_key_dir(key_dir) / KEY_FILE, pem, exclusive=True)
-        except FileExistsError:
-            pass  # another agent created it first; load theirs so both use one key
-        except OSError as exc:
-            raise DeviceKeyError(f"cannot create {path}: {exc.strerror}") from exc
     try:
-        mode = path.stat().st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise DeviceKeyError(
-                f"{path} is accessible by group or others (mode {stat.S_IMODE(mode):04o});"
-                f" chmod 600 it"
-            )
-        loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except FileNotFoundError as exc:
-        raise DeviceKeyError(f"no device key at {path}; run `posture enroll` first") from exc
-    except OSError as exc:
-        raise DeviceKeyError(f"cannot read {path}: {exc.strerror}") from exc
-    except ValueError as exc:
-        raise DeviceKeyError(f"{path} is not a PEM private key: {exc}") from exc
-    if not isinstance(loaded, Ed25519PrivateKey):
-        raise DeviceKeyError(f"{path} holds a {type(loaded).__name__}, not an Ed25519 key")
-    return DeviceKey(loaded)
+        key, _ = load_ed25519_key(
+            key_dir / KEY_FILE,
+            create=create,
+            what="device key",
+            missing_hint="run `posture enroll` first",
+            dir_mode=DIR_MODE,
+        )
+    except KeyFileError as exc:
+        raise DeviceKeyError(exc.message) from exc
+    return DeviceKey(key)
 
 
 @dataclass(frozen=True)
@@ -150,7 +128,7 @@ class EnrolledDevice:
 def save_enrollment(key_dir: Path, device: EnrolledDevice) -> None:
     """Record an accepted enrollment in ``key_dir/device.json`` (0600)."""
     doc = json.dumps(device.__dict__, indent=2, sort_keys=True).encode()
-    _write_private(_key_dir(key_dir) / ENROLLMENT_FILE, doc, exclusive=False)
+    _write_private(_key_dir(key_dir) / ENROLLMENT_FILE, doc)
 
 
 def load_enrollment(key_dir: Path = DEFAULT_KEY_DIR) -> EnrolledDevice:

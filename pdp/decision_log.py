@@ -73,7 +73,6 @@ import binascii
 import copy
 import hashlib
 import json
-import os
 import re
 import secrets
 import sqlite3
@@ -92,6 +91,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from pdp.decision import Decision
+from pdp.keyfile import KeyFileError, load_ed25519_key
 from pdp.service import DecisionRequest
 
 __all__ = [
@@ -220,35 +220,10 @@ def load_signing_key(path: str | Path, *, create: bool = True) -> Ed25519Private
 
     The public half for ``verify --public-key`` comes from ``openssl pkey -in KEY -pubout``.
     """
-    path = Path(path)
     try:
-        pem = path.read_bytes()
-    except FileNotFoundError:
-        if not create:
-            raise DecisionLogError(f"no signing key at {path}") from None
-        key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # O_EXCL: never overwrite a key another process created meanwhile; 0600 from the
-        # first byte, not chmod after the write.
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return load_signing_key(path, create=False)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pem)
-        return key
-    try:
-        key = serialization.load_pem_private_key(pem, password=None)
-    except ValueError as exc:
-        raise DecisionLogError(f"{path}: not an unencrypted PEM private key: {exc}") from exc
-    if not isinstance(key, Ed25519PrivateKey):
-        raise DecisionLogError(f"{path}: not an Ed25519 key")
-    return key
+        return load_ed25519_key(Path(path), create=create)[0]
+    except KeyFileError as exc:
+        raise DecisionLogError(exc.message) from exc
 
 
 def load_public_key(path: str | Path) -> Ed25519PublicKey:

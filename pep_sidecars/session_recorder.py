@@ -47,7 +47,6 @@ import shlex
 import shutil
 import signal
 import socket
-import stat
 import struct
 import termios
 import threading
@@ -61,6 +60,8 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from pdp.keyfile import KeyFileError, load_ed25519_key
 
 __all__ = [
     "DEFAULT_KEY",
@@ -264,40 +265,14 @@ def _key_id(public: Ed25519PublicKey) -> str:
 
 
 def _load_signing_key(path: Path, *, create: bool) -> Ed25519PrivateKey:
-    if create and not path.exists():
-        pem = Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        try:
-            path.parent.mkdir(mode=STORE_MODE, parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(pem)
-                fh.flush()
-                os.fsync(fh.fileno())
-        except FileExistsError:
-            pass  # created concurrently by another session: use that one
-        except OSError as exc:
-            raise RecorderSetupError(f"cannot create signing key {path}: {exc.strerror}") from exc
-        _write_public(path)
     try:
-        mode = path.stat().st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise RecorderSetupError(
-                f"signing key {path} is accessible by group or others"
-                f" (mode {stat.S_IMODE(mode):04o}); chmod 600 it"
-            )
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except FileNotFoundError as exc:
-        raise RecorderSetupError(f"no recording signing key at {path}") from exc
-    except OSError as exc:
-        raise RecorderSetupError(f"cannot read signing key {path}: {exc.strerror}") from exc
-    except ValueError as exc:
-        raise RecorderSetupError(f"{path} is not a PEM private key: {exc}") from exc
-    if not isinstance(key, Ed25519PrivateKey):
-        raise RecorderSetupError(f"{path} holds a {type(key).__name__}, not an Ed25519 key")
+        key, created = load_ed25519_key(
+            path, create=create, what="recording signing key", dir_mode=STORE_MODE
+        )
+    except KeyFileError as exc:
+        raise RecorderSetupError(exc.message) from exc
+    if created:
+        _write_public(path)
     return key
 
 
